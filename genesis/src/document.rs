@@ -187,6 +187,11 @@ impl GenesisDocument {
         fsutil::write_atomic(path, self.to_json().as_bytes())
     }
 
+    /// Writes the JSON form to a new file; refuses to replace an existing one.
+    pub fn save_new(&self, path: &Path) -> Result<(), GenesisError> {
+        fsutil::write_new(path, self.to_json().as_bytes(), 0o644)
+    }
+
     /// The canonical borsh encoding, the bytes the chain identity is hashed from.
     pub fn canonical_bytes(&self) -> Vec<u8> {
         borsh::to_vec(self).unwrap_or_default()
@@ -204,6 +209,31 @@ impl GenesisDocument {
         self.validators
             .iter()
             .fold(0u64, |sum, v| sum.saturating_add(v.voting_power))
+    }
+
+    /// How many validators may fail (crash or lie) without endangering
+    /// safety or liveness: the largest `k` such that the `k` most powerful
+    /// validators together hold less than a third of the voting power.
+    pub fn tolerated_faults(&self) -> usize {
+        let total: u128 = self
+            .validators
+            .iter()
+            .map(|v| u128::from(v.voting_power))
+            .sum();
+        let mut powers: Vec<u128> = self
+            .validators
+            .iter()
+            .map(|v| u128::from(v.voting_power))
+            .collect();
+        powers.sort_unstable_by(|a, b| b.cmp(a));
+        let mut faulty = 0u128;
+        powers
+            .into_iter()
+            .take_while(|&p| {
+                faulty += p;
+                3 * faulty < total
+            })
+            .count()
     }
 
     /// The validator with this agency id.
@@ -225,6 +255,34 @@ impl GenesisDocument {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_powers(powers: &[u64]) -> GenesisDocument {
+        let mut doc = GenesisDocument::new("cairn-test", Timestamp(0));
+        for (i, &voting_power) in powers.iter().enumerate() {
+            let key = PublicKey([i as u8; 32]);
+            doc.validators.push(Validator {
+                agency_id: i.to_string(),
+                name: "v".into(),
+                region: "310000".into(),
+                public_key: key,
+                peer_id: key.peer_id(),
+                voting_power,
+                address: String::new(),
+            });
+        }
+        doc
+    }
+
+    #[test]
+    fn fault_tolerance_follows_the_one_third_bound() {
+        assert_eq!(with_powers(&[]).tolerated_faults(), 0);
+        assert_eq!(with_powers(&[10]).tolerated_faults(), 0);
+        assert_eq!(with_powers(&[10, 10, 10]).tolerated_faults(), 0);
+        assert_eq!(with_powers(&[10, 10, 10, 10]).tolerated_faults(), 1);
+        assert_eq!(with_powers(&[1; 7]).tolerated_faults(), 2);
+        // One heavy validator holding a third alone is not tolerated.
+        assert_eq!(with_powers(&[20, 10, 10, 10, 10]).tolerated_faults(), 0);
+    }
 
     #[test]
     fn borsh_round_trip() {

@@ -49,6 +49,27 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GenesisError
     result
 }
 
+/// Creates `path` with permission bits `mode` (before the umask) holding
+/// `bytes`, synced; refuses to replace an existing file.
+pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), GenesisError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => GenesisError::AlreadyExists {
+            path: path.to_path_buf(),
+        },
+        _ => GenesisError::io(path, &e),
+    })?;
+    file.write_all(bytes)
+        .map_err(|e| GenesisError::io(path, &e))?;
+    file.sync_all().map_err(|e| GenesisError::io(path, &e))?;
+    sync_parent(path)
+}
+
 /// Syncs the directory holding `path`, so that a new name in it survives power loss.
 pub(crate) fn sync_parent(path: &Path) -> Result<(), GenesisError> {
     let parent = match path.parent() {

@@ -7,8 +7,8 @@
 //! it is checked against the secret on every load.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 use ed25519_dalek::SigningKey;
@@ -76,20 +76,7 @@ impl KeyPair {
             serde_json::to_string_pretty(&json).map_err(|e| GenesisError::json(path, &e))?,
         );
         text.push('\n');
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => GenesisError::AlreadyExists {
-                path: path.to_path_buf(),
-            },
-            _ => GenesisError::io(path, &e),
-        })?;
-        file.write_all(text.as_bytes())
-            .map_err(|e| GenesisError::io(path, &e))?;
-        file.sync_all().map_err(|e| GenesisError::io(path, &e))?;
-        crate::fsutil::sync_parent(path)
+        crate::fsutil::write_new(path, text.as_bytes(), 0o600)
     }
 
     /// Reads a key file, refusing one that others may read, one that is
@@ -153,6 +140,8 @@ impl fmt::Debug for KeyPair {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
+    use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
 
     fn mode_of(path: &Path) -> u32 {

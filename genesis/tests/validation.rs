@@ -1,6 +1,8 @@
 //! Each way a genesis document can be wrong is refused with its own error,
 //! and `problems` reports all of them at once.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 mod common;
 
 use cairn_genesis::{

@@ -2,6 +2,8 @@
 //! encoding or the hash domain changes, every existing chain's identity
 //! changes with it; this test makes such a change loud.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 mod common;
 
 use std::path::Path;

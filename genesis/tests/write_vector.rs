@@ -1,6 +1,8 @@
 //! Regenerates the test vector when asked: `CAIRN_WRITE_VECTORS=1 cargo test -p cairn-genesis --test write_vector`.
 //! Without the variable it does nothing but check that the sample is valid.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 mod common;
 
 use std::path::Path;
