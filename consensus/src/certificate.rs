@@ -1,0 +1,114 @@
+//! Commit certificates: the precommits of more than 2/3 of the voting power
+//! for one block at one (height, round). A verifier who trusts a validator
+//! set checks finality with [`CommitCertificate::verify`] alone.
+
+use std::collections::HashSet;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use cairn_genesis::{Hash, PublicKey};
+
+use crate::types::{Height, Round, Signature, ValueId, Vote, VoteKind};
+use crate::{ConsensusError, ValidatorSet};
+
+/// One validator's precommit signature in a certificate.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct CommitSignature {
+    /// The validator.
+    pub validator: PublicKey,
+    /// Its signature over the precommit for the certificate's value.
+    pub signature: Signature,
+}
+
+/// Proof that a block was decided.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct CommitCertificate {
+    /// The chain's genesis hash.
+    pub chain: Hash,
+    /// The decided height.
+    pub height: Height,
+    /// The round whose precommits decided it.
+    pub round: Round,
+    /// The decided block.
+    pub value: ValueId,
+    /// Precommit signatures, in validator-set order.
+    pub signatures: Vec<CommitSignature>,
+}
+
+/// What a successful verification established.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedCommit {
+    /// Total power of the signers.
+    pub signed_power: u64,
+    /// Indexes of the signers in the validator set.
+    pub signers: Vec<usize>,
+}
+
+impl CommitCertificate {
+    /// The precommit that `validator` signed for this certificate.
+    pub fn precommit(&self, validator: PublicKey) -> Vote {
+        Vote {
+            chain: self.chain,
+            height: self.height,
+            round: self.round,
+            kind: VoteKind::Precommit,
+            value: Some(self.value),
+            validator,
+        }
+    }
+
+    /// Checks that the certificate belongs to `chain` and carries valid
+    /// precommit signatures, each from a distinct member of `validators`,
+    /// with more than 2/3 of its voting power. Every signature is checked,
+    /// so a certificate padded with a bad one is refused as a whole.
+    pub fn verify(
+        &self,
+        chain: Hash,
+        validators: &ValidatorSet,
+    ) -> Result<VerifiedCommit, ConsensusError> {
+        if self.chain != chain {
+            return Err(ConsensusError::WrongChain {
+                expected: chain,
+                found: self.chain,
+            });
+        }
+        if self.signatures.len() > validators.len() {
+            return Err(ConsensusError::TooManySignatures {
+                found: self.signatures.len(),
+                validators: validators.len(),
+            });
+        }
+        let mut seen = HashSet::with_capacity(self.signatures.len());
+        let mut signers = Vec::with_capacity(self.signatures.len());
+        let mut power = 0u64;
+        for sig in &self.signatures {
+            let index =
+                validators
+                    .index_of(&sig.validator)
+                    .ok_or(ConsensusError::UnknownValidator {
+                        validator: sig.validator,
+                    })?;
+            if !seen.insert(index) {
+                return Err(ConsensusError::DuplicateSignature {
+                    validator: sig.validator,
+                });
+            }
+            validators.verify(
+                index,
+                &self.precommit(sig.validator).sign_bytes(),
+                &sig.signature,
+            )?;
+            power += validators.power(index);
+            signers.push(index);
+        }
+        if !validators.is_quorum(power) {
+            return Err(ConsensusError::InsufficientPower {
+                found: power,
+                needed_more_than: validators.total_power() * 2 / 3,
+            });
+        }
+        Ok(VerifiedCommit {
+            signed_power: power,
+            signers,
+        })
+    }
+}

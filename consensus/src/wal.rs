@@ -1,0 +1,130 @@
+//! The write-ahead log contract.
+//!
+//! # What is logged
+//!
+//! Every input that can change the state of the current height is appended
+//! before it is processed: proposals (with the application's validity
+//! verdict), votes, timeouts that fire while their (height, round, step)
+//! still matches, values the application supplies for this node's
+//! proposals, and commit certificates received by sync. Each height's log
+//! starts with [`WalEntry::StartHeight`]. Duplicates and inputs that change
+//! nothing are not logged.
+//!
+//! # When it must be durable
+//!
+//! [`Wal::commit`] is called once at the end of every
+//! [`Engine::handle`](crate::Engine::handle), before its effects are
+//! returned: the driver may send messages only after that. A log that loses
+//! unsynced entries in a crash is therefore safe, and the signer's own
+//! durable record ([`crate::signer`]) guards against double signing even if
+//! the log is lost altogether.
+//!
+//! # Replay
+//!
+//! [`Engine::recover`](crate::Engine::recover) starts the height named by
+//! the log's first entry (if it is the height the node is at) and feeds the
+//! logged inputs again, in order. The state machine is deterministic and
+//! ed25519 signatures are too, so it reaches the same state and re-creates
+//! the very messages it sent before; the signer returns the same signature
+//! for the last one and refuses the earlier ones, which were sent already.
+//!
+//! When the node moves to a new height, [`Wal::reset`] drops the previous
+//! height's entries; the node calls it only after the decided block, its
+//! state and the new height are durably committed.
+
+use std::sync::{Arc, Mutex};
+
+use borsh::{BorshDeserialize, BorshSerialize};
+
+use crate::ConsensusError;
+use crate::engine::Input;
+use crate::types::Height;
+
+/// One record of the log.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum WalEntry {
+    /// The engine started this height; entries after it belong to it.
+    StartHeight(Height),
+    /// An input processed at the current height.
+    Input(Input),
+}
+
+/// Storage for the write-ahead log.
+pub trait Wal {
+    /// Appends an entry (it may be buffered until [`Wal::commit`]).
+    fn append(&mut self, entry: &WalEntry) -> Result<(), ConsensusError>;
+    /// Makes every appended entry durable.
+    fn commit(&mut self) -> Result<(), ConsensusError>;
+    /// The entries, oldest first.
+    fn entries(&self) -> Result<Vec<WalEntry>, ConsensusError>;
+    /// Drops every entry and starts `height` with a durable `StartHeight`.
+    fn reset(&mut self, height: Height) -> Result<(), ConsensusError>;
+}
+
+/// A log in memory, shared by its clones so that it outlives a simulated
+/// crash. Entries appended but not committed are lost by [`MemoryWal::crash`],
+/// as unsynced writes would be.
+#[derive(Clone, Default, Debug)]
+pub struct MemoryWal(Arc<Mutex<MemoryWalInner>>);
+
+#[derive(Default, Debug)]
+struct MemoryWalInner {
+    durable: Vec<WalEntry>,
+    pending: Vec<WalEntry>,
+}
+
+impl MemoryWal {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, MemoryWalInner>, ConsensusError> {
+        self.0
+            .lock()
+            .map_err(|e| ConsensusError::Wal(e.to_string()))
+    }
+
+    /// Forgets what was appended but not committed, as a crash does.
+    pub fn crash(&self) {
+        if let Ok(mut inner) = self.lock() {
+            inner.pending.clear();
+        }
+    }
+
+    /// Number of durable entries.
+    pub fn len(&self) -> usize {
+        self.lock().map_or(0, |inner| inner.durable.len())
+    }
+
+    /// Whether there is no durable entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Wal for MemoryWal {
+    fn append(&mut self, entry: &WalEntry) -> Result<(), ConsensusError> {
+        self.lock()?.pending.push(entry.clone());
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), ConsensusError> {
+        let mut inner = self.lock()?;
+        let pending = std::mem::take(&mut inner.pending);
+        inner.durable.extend(pending);
+        Ok(())
+    }
+
+    fn entries(&self) -> Result<Vec<WalEntry>, ConsensusError> {
+        let inner = self.lock()?;
+        Ok(inner
+            .durable
+            .iter()
+            .chain(&inner.pending)
+            .cloned()
+            .collect())
+    }
+
+    fn reset(&mut self, height: Height) -> Result<(), ConsensusError> {
+        let mut inner = self.lock()?;
+        inner.pending.clear();
+        inner.durable = vec![WalEntry::StartHeight(height)];
+        Ok(())
+    }
+}
