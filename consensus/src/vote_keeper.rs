@@ -1,6 +1,15 @@
-//! Counts voting power per (round, vote kind, value) for one height, counts
-//! every validator at most once per (round, kind), and turns a validator's
-//! second, different vote into evidence.
+//! Counts voting power per (round, vote kind, value) for one height and
+//! turns a validator's second, different vote into evidence.
+//!
+//! A validator counts at most once towards any one value and at most once
+//! towards the total of a (round, kind). An equivocator's second vote is
+//! counted for *its own* value too, as the algorithm counts every message it
+//! received: otherwise a node that happened to see an equivocator's other
+//! vote first could never recognise a proof of lock (2f+1 prevotes for a
+//! value) that the rest of the network relies on, and the height could stall.
+//! This is safe: two quorums for different values would still need an
+//! honest validator to vote for both. Only the first two distinct votes of a
+//! validator per (round, kind) are kept, so an equivocator cannot grow memory.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,14 +43,15 @@ pub enum AddOutcome {
     Counted,
     /// The same vote was already counted: nothing changed.
     Duplicate,
-    /// The validator already voted differently: the vote is not counted;
-    /// evidence is returned the first time only.
+    /// The validator already voted differently. Its second distinct vote is
+    /// counted for its own value (not in the total) and yields the evidence;
+    /// any later one is ignored.
     Conflict(Option<Evidence>),
 }
 
 #[derive(Default, Debug, Clone)]
 struct Tally {
-    votes: BTreeMap<usize, SignedVote>,
+    votes: BTreeMap<usize, Vec<SignedVote>>,
     power: BTreeMap<Option<ValueId>, u64>,
     total: u64,
     equivocators: BTreeSet<usize>,
@@ -78,20 +88,23 @@ impl VoteKeeper {
             VoteKind::Prevote => &mut round.prevotes,
             VoteKind::Precommit => &mut round.precommits,
         };
-        if let Some(first) = tally.votes.get(&index) {
-            if first.vote == vote.vote {
-                return AddOutcome::Duplicate;
-            }
-            let evidence = tally
-                .equivocators
-                .insert(index)
-                .then_some(Evidence::ConflictingVotes {
-                    first: *first,
+        let counted = tally.votes.entry(index).or_default();
+        match counted.as_slice() {
+            [] => {}
+            known if known.iter().any(|k| k.vote == vote.vote) => return AddOutcome::Duplicate,
+            [first] => {
+                let first = *first;
+                counted.push(vote);
+                *tally.power.entry(vote.vote.value).or_default() += power;
+                tally.equivocators.insert(index);
+                return AddOutcome::Conflict(Some(Evidence::ConflictingVotes {
+                    first,
                     second: vote,
-                });
-            return AddOutcome::Conflict(evidence);
+                }));
+            }
+            _ => return AddOutcome::Conflict(None),
         }
-        tally.votes.insert(index, vote);
+        counted.push(vote);
         *tally.power.entry(vote.vote.value).or_default() += power;
         tally.total += power;
         if round.senders.insert(index) {
@@ -147,6 +160,7 @@ impl VoteKeeper {
                 r.tally(kind)
                     .votes
                     .values()
+                    .flatten()
                     .filter(|v| v.vote.value == value)
                     .copied()
                     .collect()
@@ -159,7 +173,7 @@ impl VoteKeeper {
         let mut out = Vec::new();
         for round in self.rounds.values() {
             for tally in [&round.prevotes, &round.precommits] {
-                out.extend(tally.votes.get(&index).copied());
+                out.extend(tally.votes.get(&index).into_iter().flatten().copied());
             }
         }
         out
@@ -233,7 +247,7 @@ mod tests {
     }
 
     #[test]
-    fn equivocation_yields_evidence_once_and_is_not_counted() {
+    fn equivocation_yields_evidence_once_and_counts_once_per_value() {
         let mut keeper = VoteKeeper::default();
         let first = vote(3, 1, VoteKind::Prevote, Some(1));
         let second = vote(3, 1, VoteKind::Prevote, Some(2));
@@ -243,11 +257,19 @@ mod tests {
             keeper.add(3, 7, second),
             AddOutcome::Conflict(Some(Evidence::ConflictingVotes { first, second }))
         );
+        assert_eq!(keeper.add(3, 7, second), AddOutcome::Duplicate);
         assert_eq!(keeper.add(3, 7, third), AddOutcome::Conflict(None));
+        // Once in the total, once for each of its first two values, never for a third.
         assert_eq!(keeper.total_power(Round(1), VoteKind::Prevote), 7);
         assert_eq!(
-            keeper.power_for(Round(1), VoteKind::Prevote, Some(ValueId(Hash([2; 32])))),
-            0
+            keeper.power_for(Round(1), VoteKind::Prevote, Some(ValueId(Hash([1; 32])))),
+            7
         );
+        assert_eq!(
+            keeper.power_for(Round(1), VoteKind::Prevote, Some(ValueId(Hash([2; 32])))),
+            7
+        );
+        assert_eq!(keeper.power_for(Round(1), VoteKind::Prevote, None), 0);
+        assert_eq!(keeper.votes_of(3), vec![first, second]);
     }
 }
