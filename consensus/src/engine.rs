@@ -13,10 +13,12 @@
 //!   value, not necessarily of the precommits' round: the value and its
 //!   validity do not depend on the round it was proposed in;
 //! - a commit certificate received by sync decides directly;
-//! - each timeout that fires re-broadcasts this node's own messages of the
-//!   round, and a proposer re-proposing a value broadcasts the prevotes that
-//!   justify it, so a node that missed them can follow (a lost polka would
-//!   otherwise leave the round stuck).
+//! - each timeout that fires re-broadcasts [`Engine::rebroadcast`]: this
+//!   node's own messages of the round, the previous round's precommits and
+//!   the prevotes behind its valid value; and a proposer re-proposing a value
+//!   broadcasts the prevotes that justify it. A node that missed them can
+//!   follow: without this, a node left behind in a round whose precommits it
+//!   lost, or one that never saw a polka, waits forever.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,6 +33,28 @@ use crate::types::{
 use crate::vote_keeper::{AddOutcome, Evidence, VoteKeeper};
 use crate::wal::{Wal, WalEntry};
 use crate::{ConsensusError, ValidatorSet};
+
+/// The (round, step) at which a message is signed.
+fn position(msg: &Message) -> (Round, Step) {
+    match msg {
+        Message::Proposal(p) => (p.proposal.round, Step::Propose),
+        Message::Vote(v) => (v.vote.round, v.vote.kind.step()),
+    }
+}
+
+/// This node already signed something else at this position (its log and
+/// its state disagree): it must stay silent there.
+fn diverged(earlier: &Message) -> ConsensusError {
+    let (round, step) = position(earlier);
+    ConsensusError::DoubleSignRefused {
+        height: earlier.height(),
+        round,
+        step,
+        last_height: earlier.height(),
+        last_round: round,
+        last_step: step,
+    }
+}
 
 /// Heights ahead of the current one whose messages are buffered.
 pub const MAX_FUTURE_HEIGHTS: u64 = 2;
@@ -209,6 +233,8 @@ pub struct Engine<S: Signer, W: Wal> {
     set: ValidatorSet,
     state: HeightState,
     future: BTreeMap<Height, Vec<(usize, Input)>>,
+    /// Messages this node signed at the current height, by (round, step).
+    signed: BTreeMap<(Round, Step), Message>,
     replaying: bool,
     logged: bool,
 }
@@ -233,6 +259,7 @@ impl<S: Signer, W: Wal> Engine<S, W> {
             set,
             state: HeightState::new(Height(0)),
             future: BTreeMap::new(),
+            signed: BTreeMap::new(),
             replaying: false,
             logged: false,
         }
@@ -254,7 +281,16 @@ impl<S: Signer, W: Wal> Engine<S, W> {
         match entries.split_first() {
             Some((WalEntry::StartHeight(logged), rest)) if *logged == height => {
                 engine.replaying = true;
-                let mut effects = engine.begin(height, set);
+                let signed: BTreeMap<(Round, Step), Message> = rest
+                    .iter()
+                    .filter_map(|entry| match entry {
+                        WalEntry::Signed(msg) => Some((position(msg), *msg)),
+                        _ => None,
+                    })
+                    .collect();
+                engine.reset(height, set);
+                engine.signed = signed;
+                let mut effects = engine.enter_height();
                 for entry in rest {
                     if let WalEntry::Input(input) = entry {
                         // A logged input was valid when logged and the replayed state
@@ -298,12 +334,22 @@ impl<S: Signer, W: Wal> Engine<S, W> {
     }
 
     fn begin(&mut self, height: Height, set: ValidatorSet) -> Vec<Effect> {
+        self.reset(height, set);
+        self.enter_height()
+    }
+
+    fn reset(&mut self, height: Height, set: ValidatorSet) {
         self.me = self
             .signer
             .as_ref()
             .and_then(|s| set.index_of(&s.public_key()));
         self.set = set;
         self.state = HeightState::new(height);
+        self.signed.clear();
+    }
+
+    /// Line 10: StartRound(0).
+    fn enter_height(&mut self) -> Vec<Effect> {
         let mut effects = Vec::new();
         self.start_round(Round(0), &mut effects);
         self.run_rules(&mut effects);
@@ -332,6 +378,11 @@ impl<S: Signer, W: Wal> Engine<S, W> {
         self.state.decision.as_ref()
     }
 
+    /// The votes received at the current height.
+    pub fn votes(&self) -> &VoteKeeper {
+        &self.state.votes
+    }
+
     /// The write-ahead log.
     pub fn wal(&self) -> &W {
         &self.wal
@@ -350,30 +401,39 @@ impl<S: Signer, W: Wal> Engine<S, W> {
         Ok(effects)
     }
 
-    /// This node's own messages of the current round and, while it holds a
-    /// valid value, the prevotes that justify it: what to send again when
-    /// peers may have missed them.
+    /// What to send again when peers may have missed it: this node's own
+    /// messages of the current round; the precommits of the previous round,
+    /// the round certificate that let this node move on (a node still in
+    /// that round needs them to time out and follow); and, while it holds a
+    /// valid value, the prevotes that justify it (a proof of lock).
     pub fn rebroadcast(&self) -> Vec<Message> {
+        let s = &self.state;
         let mut out = Vec::new();
         if let Some(me) = self.me {
-            if let Some((p, _)) = self.state.proposals.get(&self.state.round)
+            if let Some((p, _)) = s.proposals.get(&s.round)
                 && self.set.index_of(&p.proposal.proposer) == Some(me)
             {
                 out.push(Message::Proposal(*p));
             }
             out.extend(
-                self.state
-                    .votes
+                s.votes
                     .votes_of(me)
                     .into_iter()
-                    .filter(|v| v.vote.round == self.state.round)
+                    .filter(|v| v.vote.round == s.round)
                     .map(Message::Vote),
             );
         }
-        if let Some((round, value)) = self.state.valid {
+        if let Some(previous) = s.round.0.checked_sub(1) {
             out.extend(
-                self.state
-                    .votes
+                s.votes
+                    .all(Round(previous), VoteKind::Precommit)
+                    .into_iter()
+                    .map(Message::Vote),
+            );
+        }
+        if let Some((round, value)) = s.valid {
+            out.extend(
+                s.votes
                     .votes_for(round, VoteKind::Prevote, Some(value))
                     .into_iter()
                     .map(Message::Vote),
@@ -670,7 +730,7 @@ impl<S: Signer, W: Wal> Engine<S, W> {
     }
 
     fn propose(&mut self, value: ValueId, pol_round: Option<Round>, effects: &mut Vec<Effect>) {
-        let (Some(me), Some(signer)) = (self.me, self.signer.as_mut()) else {
+        let (Some(me), Some(signer)) = (self.me, self.signer.as_ref()) else {
             return;
         };
         let proposal = Proposal {
@@ -681,25 +741,30 @@ impl<S: Signer, W: Wal> Engine<S, W> {
             pol_round,
             proposer: signer.public_key(),
         };
-        match signer.sign_proposal(&proposal) {
-            Ok(signature) => {
-                let sp = SignedProposal {
+        let signed = self.sign(Step::Propose, |signer| {
+            signer.sign_proposal(&proposal).map(|signature| {
+                Message::Proposal(SignedProposal {
                     proposal,
                     signature,
-                };
+                })
+            })
+        });
+        match signed {
+            Ok(Message::Proposal(sp)) if sp.proposal == proposal => {
                 self.state.proposals.insert(proposal.round, (sp, true));
                 self.state
                     .votes
                     .note_sender(proposal.round, me, self.set.power(me));
                 effects.push(Effect::Broadcast(Message::Proposal(sp)));
             }
+            Ok(other) => effects.push(Effect::SignRefused(diverged(&other))),
             Err(err) => effects.push(Effect::SignRefused(err)),
         }
     }
 
     /// Signs, counts and broadcasts this node's vote; a refusal leaves it silent.
     fn vote(&mut self, kind: VoteKind, value: Option<ValueId>, effects: &mut Vec<Effect>) {
-        let (Some(me), Some(signer)) = (self.me, self.signer.as_mut()) else {
+        let (Some(me), Some(signer)) = (self.me, self.signer.as_ref()) else {
             return;
         };
         let vote = Vote {
@@ -710,14 +775,41 @@ impl<S: Signer, W: Wal> Engine<S, W> {
             value,
             validator: signer.public_key(),
         };
-        match signer.sign_vote(&vote) {
-            Ok(signature) => {
-                let sv = SignedVote { vote, signature };
+        let signed = self.sign(kind.step(), |signer| {
+            signer
+                .sign_vote(&vote)
+                .map(|signature| Message::Vote(SignedVote { vote, signature }))
+        });
+        match signed {
+            Ok(Message::Vote(sv)) if sv.vote == vote => {
                 self.count_vote(me, sv, effects);
                 effects.push(Effect::Broadcast(Message::Vote(sv)));
             }
+            Ok(other) => effects.push(Effect::SignRefused(diverged(&other))),
             Err(err) => effects.push(Effect::SignRefused(err)),
         }
+    }
+
+    /// The message this node signed at `step` of the current round: the one
+    /// logged earlier if there is one (a replay), else a new signature,
+    /// logged before it can leave.
+    fn sign(
+        &mut self,
+        step: Step,
+        sign: impl FnOnce(&mut S) -> Result<Message, ConsensusError>,
+    ) -> Result<Message, ConsensusError> {
+        let key = (self.state.round, step);
+        if let Some(msg) = self.signed.get(&key) {
+            return Ok(*msg);
+        }
+        let signer = self.signer.as_mut().ok_or(ConsensusError::NotAValidator)?;
+        let msg = sign(signer)?;
+        self.signed.insert(key, msg);
+        if !self.replaying {
+            self.wal.append(&WalEntry::Signed(msg))?;
+            self.logged = true;
+        }
+        Ok(msg)
     }
 
     /// Evaluates the `upon` rules until none fires.

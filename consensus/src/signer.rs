@@ -156,6 +156,13 @@ impl<S: SignStateStore> Signer for GuardedSigner<S> {
 #[derive(Clone, Default, Debug)]
 pub struct MemorySignState(Arc<Mutex<Option<LastSigned>>>);
 
+impl MemorySignState {
+    /// The stored record.
+    pub fn load_last(&self) -> Option<LastSigned> {
+        self.0.lock().ok().and_then(|s| *s)
+    }
+}
+
 impl SignStateStore for MemorySignState {
     fn load(&self) -> Result<Option<LastSigned>, ConsensusError> {
         self.0

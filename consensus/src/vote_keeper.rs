@@ -168,6 +168,14 @@ impl VoteKeeper {
             .unwrap_or_default()
     }
 
+    /// Every kept vote of `kind` at `round`, in validator order.
+    pub fn all(&self, round: Round, kind: VoteKind) -> Vec<SignedVote> {
+        self.rounds
+            .get(&round)
+            .map(|r| r.tally(kind).votes.values().flatten().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Every counted vote of the validator at `index`.
     pub fn votes_of(&self, index: usize) -> Vec<SignedVote> {
         let mut out = Vec::new();

@@ -6,9 +6,10 @@
 //! before it is processed: proposals (with the application's validity
 //! verdict), votes, timeouts that fire while their (height, round, step)
 //! still matches, values the application supplies for this node's
-//! proposals, and commit certificates received by sync. Each height's log
-//! starts with [`WalEntry::StartHeight`]. Duplicates and inputs that change
-//! nothing are not logged.
+//! proposals, and commit certificates received by sync. So is every message
+//! the node signs ([`WalEntry::Signed`]). Each height's log starts with
+//! [`WalEntry::StartHeight`]. Duplicates and inputs that change nothing are
+//! not logged.
 //!
 //! # When it must be durable
 //!
@@ -23,10 +24,13 @@
 //!
 //! [`Engine::recover`](crate::Engine::recover) starts the height named by
 //! the log's first entry (if it is the height the node is at) and feeds the
-//! logged inputs again, in order. The state machine is deterministic and
-//! ed25519 signatures are too, so it reaches the same state and re-creates
-//! the very messages it sent before; the signer returns the same signature
-//! for the last one and refuses the earlier ones, which were sent already.
+//! logged inputs again, in order. The state machine is deterministic, so it
+//! reaches the same state and wants to send the very messages it sent
+//! before: those come from the logged [`WalEntry::Signed`] records, not from
+//! the signer. If the log lost its tail (a crash before [`Wal::commit`]), a
+//! message may have to be signed again: ed25519 is deterministic, so the
+//! signer gives the same signature for the same bytes at its last position,
+//! and refuses anything else.
 //!
 //! When the node moves to a new height, [`Wal::reset`] drops the previous
 //! height's entries; the node calls it only after the decided block, its
@@ -38,7 +42,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 
 use crate::ConsensusError;
 use crate::engine::Input;
-use crate::types::Height;
+use crate::types::{Height, Message};
 
 /// One record of the log.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -47,6 +51,10 @@ pub enum WalEntry {
     StartHeight(Height),
     /// An input processed at the current height.
     Input(Input),
+    /// A message this node signed at the current height. A replay sends
+    /// these again instead of asking the signer, whose record only holds the
+    /// latest position and so refuses to re-sign earlier ones.
+    Signed(Message),
 }
 
 /// Storage for the write-ahead log.

@@ -301,6 +301,9 @@ impl World {
     }
 
     fn dispatch(&mut self, event: Event) -> Result<(), String> {
+        if std::env::var_os("CAIRN_SIM_TRACE").is_some() {
+            eprintln!("{} ms: {event:?}", self.now);
+        }
         match event {
             Event::Deliver { to, from, msg } => {
                 self.delivered += 1;
@@ -460,7 +463,11 @@ impl World {
                         self.evidence.push((node, evidence));
                     }
                 }
-                Effect::SignRefused(_) => {}
+                Effect::SignRefused(err) => {
+                    if std::env::var_os("CAIRN_SIM_TRACE").is_some() {
+                        eprintln!("{} ms: node {node}: {err}", self.now);
+                    }
+                }
             }
         }
         Ok(())
@@ -652,7 +659,25 @@ impl World {
     fn describe(&self) -> String {
         let mut out = String::new();
         for (i, node) in self.nodes.iter().enumerate() {
-            let status = node.engine.as_ref().map(|e| format!("{:?}", e.status()));
+            let status = node.engine.as_ref().map(|e| {
+                let st = e.status();
+                let tally = |kind| {
+                    e.votes()
+                        .values(st.round, kind)
+                        .iter()
+                        .map(|(v, p)| {
+                            format!("{}:{p}", v.map_or("nil".to_owned(), |v| format!("{v:?}")))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                format!(
+                    "{st:?}\n      prevotes [{}] precommits [{}] last signed {:?}",
+                    tally(cairn_consensus::VoteKind::Prevote),
+                    tally(cairn_consensus::VoteKind::Precommit),
+                    node.sign_state.clone().load_last()
+                )
+            });
             out.push_str(&format!(
                 "  node {i} {:?}: committed {} heights, {}\n",
                 node.behaviour,
