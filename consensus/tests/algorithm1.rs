@@ -193,8 +193,15 @@ fn lines_28_33_a_proof_of_lock_at_or_after_the_lock_unlocks() {
     assert_eq!(e.status().locked, Some((Round(0), a)));
     // Round 1's polka for b arrives late, then b is re-proposed with POL round 1 >= locked round 0.
     net.feed_votes(&mut e, &[1, 2, 3], 1, VoteKind::Prevote, Some(b));
-    let effects = e.handle(propose_input(net.proposal_of_round(2, b, Some(1)), true)).unwrap();
-    assert_eq!(own_vote(&effects, net.key(ME), VoteKind::Prevote).unwrap().value, Some(b));
+    let effects = e
+        .handle(propose_input(net.proposal_of_round(2, b, Some(1)), true))
+        .unwrap();
+    assert_eq!(
+        own_vote(&effects, net.key(ME), VoteKind::Prevote)
+            .unwrap()
+            .value,
+        Some(b)
+    );
 }
 
 #[test]

@@ -1,0 +1,162 @@
+//! `CommitCertificate::verify`, the check a verifier's light client relies on.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+mod common;
+
+use cairn_consensus::{
+    CommitCertificate, CommitSignature, ConsensusError, Round, Signature, ValidatorInfo,
+    ValidatorSet, VoteKind,
+};
+use cairn_genesis::Hash;
+use common::*;
+use ed25519_dalek::{Signer as _, SigningKey};
+
+fn certificate(net: &Net, signers: &[usize]) -> CommitCertificate {
+    let v = value(9);
+    CommitCertificate {
+        chain: net.chain,
+        height: H,
+        round: Round(2),
+        value: v,
+        signatures: signers
+            .iter()
+            .map(|&i| CommitSignature {
+                validator: net.key(i),
+                signature: net.vote(i, 2, VoteKind::Precommit, Some(v)).signature,
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn a_quorum_of_valid_precommits_verifies() {
+    let net = Net::new(4);
+    let verified = certificate(&net, &[0, 2, 3])
+        .verify(net.chain, &net.set)
+        .unwrap();
+    assert_eq!(verified.signed_power, 30);
+    assert_eq!(verified.signers, vec![0, 2, 3]);
+    assert!(
+        certificate(&net, &[0, 1, 2, 3])
+            .verify(net.chain, &net.set)
+            .is_ok()
+    );
+}
+
+#[test]
+fn too_little_power_is_refused() {
+    let net = Net::new(4);
+    assert_eq!(
+        certificate(&net, &[0, 1]).verify(net.chain, &net.set),
+        Err(ConsensusError::InsufficientPower {
+            found: 20,
+            needed_more_than: 26
+        })
+    );
+    assert!(matches!(
+        certificate(&net, &[]).verify(net.chain, &net.set),
+        Err(ConsensusError::InsufficientPower { .. })
+    ));
+}
+
+#[test]
+fn a_signer_outside_the_set_is_refused() {
+    let net = Net::new(4);
+    let mut cert = certificate(&net, &[0, 1]);
+    let stranger = SigningKey::from_bytes(&[99; 32]);
+    let vote = cert.precommit(cairn_genesis::PublicKey::from(stranger.verifying_key()));
+    cert.signatures.push(CommitSignature {
+        validator: vote.validator,
+        signature: Signature(stranger.sign(&vote.sign_bytes()).to_bytes()),
+    });
+    assert_eq!(
+        cert.verify(net.chain, &net.set),
+        Err(ConsensusError::UnknownValidator {
+            validator: vote.validator
+        })
+    );
+}
+
+#[test]
+fn a_signature_counted_twice_is_refused() {
+    let net = Net::new(4);
+    let mut cert = certificate(&net, &[0, 1]);
+    cert.signatures.push(cert.signatures[1]);
+    assert_eq!(
+        cert.verify(net.chain, &net.set),
+        Err(ConsensusError::DuplicateSignature {
+            validator: net.key(1)
+        })
+    );
+}
+
+#[test]
+fn a_signature_over_other_bytes_is_refused() {
+    let net = Net::new(4);
+    // Validator 3 signed a precommit for another value; the certificate claims value 9.
+    let mut cert = certificate(&net, &[0, 1, 2]);
+    cert.signatures[2].signature = net
+        .vote(2, 2, VoteKind::Precommit, Some(value(8)))
+        .signature;
+    assert_eq!(
+        cert.verify(net.chain, &net.set),
+        Err(ConsensusError::InvalidSignature {
+            validator: net.key(2)
+        })
+    );
+    // A prevote is not a precommit, even for the same value.
+    let mut cert = certificate(&net, &[0, 1, 2]);
+    cert.signatures[0].signature = net.vote(0, 2, VoteKind::Prevote, Some(value(9))).signature;
+    assert!(matches!(
+        cert.verify(net.chain, &net.set),
+        Err(ConsensusError::InvalidSignature { .. })
+    ));
+    // Another round.
+    let mut cert = certificate(&net, &[0, 1, 2]);
+    cert.round = Round(3);
+    assert!(matches!(
+        cert.verify(net.chain, &net.set),
+        Err(ConsensusError::InvalidSignature { .. })
+    ));
+}
+
+#[test]
+fn another_chain_is_refused() {
+    let net = Net::new(4);
+    let cert = certificate(&net, &[0, 1, 2]);
+    let other = Hash([0xee; 32]);
+    assert_eq!(
+        cert.verify(other, &net.set),
+        Err(ConsensusError::WrongChain {
+            expected: other,
+            found: net.chain
+        })
+    );
+    // Relabelling the chain field does not help: the signatures bind the real one.
+    let mut relabelled = cert.clone();
+    relabelled.chain = other;
+    assert!(matches!(
+        relabelled.verify(other, &net.set),
+        Err(ConsensusError::InvalidSignature { .. })
+    ));
+}
+
+#[test]
+fn power_not_headcount_decides() {
+    let net = Net::new(4);
+    let heavy = ValidatorSet::new(
+        (0..4)
+            .map(|i| ValidatorInfo {
+                public_key: net.key(i),
+                voting_power: if i == 3 { 70 } else { 10 },
+            })
+            .collect(),
+    )
+    .unwrap();
+    assert!(matches!(
+        certificate(&net, &[0, 1, 2]).verify(net.chain, &heavy),
+        Err(ConsensusError::InsufficientPower { .. })
+    ));
+    assert!(certificate(&net, &[0, 3]).verify(net.chain, &heavy).is_ok());
+}
