@@ -103,7 +103,8 @@ pub struct Scenario {
     pub stable_at_ms: u64,
     /// Injected faults (all over by `stable_at_ms`, restarts included).
     pub faults: Vec<Fault>,
-    /// Heights every running honest node must decide.
+    /// Heights every running honest node must decide in all; two of them,
+    /// at least, after the network is stable.
     pub heights: u64,
 }
 

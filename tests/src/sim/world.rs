@@ -19,6 +19,8 @@ const TICK_MS: u64 = 1_000;
 const BUILD_MS: (u64, u64) = (1, 20);
 /// Certificates sent in one sync answer.
 const SYNC_BATCH: u64 = 16;
+/// Heights each running honest node must decide after the network is stable.
+const HEIGHTS_AFTER_STABLE: u64 = 2;
 /// A value whose first byte is this is invalid, for every node alike.
 const INVALID_MARK: u8 = 0xff;
 
@@ -241,7 +243,8 @@ impl World {
                 }));
             }
         }
-        let deadline = self.scenario.stable_at_ms + (self.scenario.heights + 1) * LIVENESS_BOUND_MS;
+        let deadline = self.scenario.stable_at_ms
+            + (self.scenario.heights + HEIGHTS_AFTER_STABLE + 1) * LIVENESS_BOUND_MS;
         while let Some(Reverse(next)) = self.queue.pop() {
             if next.at > deadline {
                 break;
@@ -258,7 +261,17 @@ impl World {
     fn finished(&self) -> bool {
         (0..self.nodes.len())
             .filter(|&n| self.must_finish(n))
-            .all(|n| self.nodes[n].committed.len() as u64 >= self.scenario.heights)
+            .all(|n| self.done(n))
+    }
+
+    /// A node has decided the scenario's heights, and enough of them after the network became stable.
+    fn done(&self, node: usize) -> bool {
+        let committed = &self.nodes[node].committed;
+        let after_stable = committed
+            .values()
+            .filter(|(_, at)| *at >= self.scenario.stable_at_ms)
+            .count() as u64;
+        committed.len() as u64 >= self.scenario.heights && after_stable >= HEIGHTS_AFTER_STABLE
     }
 
     fn start(&mut self, node: usize) -> Result<(), String> {
@@ -745,9 +758,9 @@ impl World {
             .enumerate()
             .filter(|(i, _)| self.must_finish(*i))
         {
-            if (node.committed.len() as u64) < self.scenario.heights {
+            if !self.done(i) {
                 return Err(format!(
-                    "liveness: node {i} decided {} of {} heights by {} ms (stable from {stable} ms)\n{}",
+                    "liveness: node {i} decided {} of {} heights ({HEIGHTS_AFTER_STABLE} after {stable} ms, when the network became stable) by {} ms\n{}",
                     node.committed.len(),
                     self.scenario.heights,
                     self.now,
