@@ -46,7 +46,7 @@ pub enum AddOutcome {
     /// The validator already voted differently. Its second distinct vote is
     /// counted for its own value (not in the total) and yields the evidence;
     /// any later one is ignored.
-    Conflict(Option<Evidence>),
+    Conflict(Option<Box<Evidence>>),
 }
 
 #[derive(Default, Debug, Clone)]
@@ -97,10 +97,10 @@ impl VoteKeeper {
                 counted.push(vote);
                 *tally.power.entry(vote.vote.value).or_default() += power;
                 tally.equivocators.insert(index);
-                return AddOutcome::Conflict(Some(Evidence::ConflictingVotes {
+                return AddOutcome::Conflict(Some(Box::new(Evidence::ConflictingVotes {
                     first,
                     second: vote,
-                }));
+                })));
             }
             _ => return AddOutcome::Conflict(None),
         }
@@ -263,7 +263,7 @@ mod tests {
         keeper.add(3, 7, first);
         assert_eq!(
             keeper.add(3, 7, second),
-            AddOutcome::Conflict(Some(Evidence::ConflictingVotes { first, second }))
+            AddOutcome::Conflict(Some(Box::new(Evidence::ConflictingVotes { first, second })))
         );
         assert_eq!(keeper.add(3, 7, second), AddOutcome::Duplicate);
         assert_eq!(keeper.add(3, 7, third), AddOutcome::Conflict(None));

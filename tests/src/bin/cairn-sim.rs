@@ -106,7 +106,7 @@ fn main() -> ExitCode {
                         }
                     }
                     let done = i + 1;
-                    if done % 500 == 0 {
+                    if done.is_multiple_of(500) {
                         eprintln!("{done}/{} runs, {:.0?}", jobs.len(), started.elapsed());
                     }
                 }
