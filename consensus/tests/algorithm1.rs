@@ -26,6 +26,12 @@ fn locked_on(net: &Net, a: ValueId) -> TestEngine {
     e
 }
 
+/// Round `round` ends without a decision: nil precommits from 1, 2 and 3, then the precommit timeout.
+fn end_round(net: &Net, e: &mut TestEngine, round: u32) -> Vec<Effect> {
+    net.feed_votes(e, &[1, 2, 3], round, VoteKind::Precommit, None);
+    e.handle(timeout(round, Step::Precommit)).unwrap()
+}
+
 #[test]
 fn lines_11_21_start_round_asks_the_proposer_for_a_value_and_others_wait() {
     let net = net();
@@ -86,15 +92,13 @@ fn lines_14_15_a_proposer_with_a_valid_value_re_proposes_it_with_its_round() {
     for r in 0..2 {
         e.handle(timeout(r, Step::Propose)).unwrap();
         net.feed_votes(&mut e, &[1, 2, 3], r, VoteKind::Prevote, None);
-        net.feed_votes(&mut e, &[1, 2, 3], r, VoteKind::Precommit, None);
-        e.handle(timeout(r, Step::Precommit)).unwrap();
+        end_round(&net, &mut e, r);
     }
     e.handle(propose_input(net.proposal_of_round(2, a, None), true))
         .unwrap();
     net.feed_votes(&mut e, &[1, 2, 3], 2, VoteKind::Prevote, Some(a));
     assert_eq!(e.status().valid, Some((Round(2), a)));
-    net.feed_votes(&mut e, &[1, 2, 3], 2, VoteKind::Precommit, None);
-    let effects = e.handle(timeout(2, Step::Precommit)).unwrap();
+    let effects = end_round(&net, &mut e, 2);
     assert_eq!(e.status().round, Round(3));
     let p = proposals(&effects);
     assert_eq!(p.len(), 1, "{effects:?}");
@@ -143,8 +147,7 @@ fn line_23_a_locked_validator_prevotes_nil_for_another_value() {
     let net = net();
     let a = value(1);
     let mut e = locked_on(&net, a);
-    net.feed_votes(&mut e, &[1, 2, 3], 0, VoteKind::Precommit, None);
-    e.handle(timeout(0, Step::Precommit)).unwrap();
+    end_round(&net, &mut e, 0);
     // Round 1: a fresh proposal of b.
     let effects = e
         .handle(propose_input(
@@ -165,8 +168,7 @@ fn line_23_a_locked_validator_prevotes_its_locked_value_again() {
     let net = net();
     let a = value(1);
     let mut e = locked_on(&net, a);
-    net.feed_votes(&mut e, &[1, 2, 3], 0, VoteKind::Precommit, None);
-    e.handle(timeout(0, Step::Precommit)).unwrap();
+    end_round(&net, &mut e, 0);
     let effects = e
         .handle(propose_input(net.proposal_of_round(1, a, None), true))
         .unwrap();
@@ -183,12 +185,10 @@ fn lines_28_33_a_proof_of_lock_at_or_after_the_lock_unlocks() {
     let net = net();
     let (a, b) = (value(1), value(2));
     let mut e = locked_on(&net, a);
-    net.feed_votes(&mut e, &[1, 2, 3], 0, VoteKind::Precommit, None);
-    e.handle(timeout(0, Step::Precommit)).unwrap();
+    end_round(&net, &mut e, 0);
     // Round 1 passes for validator 0 without seeing its proposal or prevotes.
     e.handle(timeout(1, Step::Propose)).unwrap();
-    net.feed_votes(&mut e, &[1, 2, 3], 1, VoteKind::Precommit, None);
-    e.handle(timeout(1, Step::Precommit)).unwrap();
+    end_round(&net, &mut e, 1);
     assert_eq!(e.status().round, Round(2));
     assert_eq!(e.status().locked, Some((Round(0), a)));
     // Round 1's polka for b arrives late, then b is re-proposed with POL round 1 >= locked round 0.
@@ -212,8 +212,7 @@ fn lines_28_33_wait_for_the_proof_and_refuse_an_older_one_or_an_invalid_value() 
     let (mut e, _) = net.engine(ME);
     for r in 0..2 {
         e.handle(timeout(r, Step::Propose)).unwrap();
-        net.feed_votes(&mut e, &[1, 2, 3], r, VoteKind::Precommit, None);
-        e.handle(timeout(r, Step::Precommit)).unwrap();
+        end_round(&net, &mut e, r);
     }
     net.feed_votes(&mut e, &[1, 2], 1, VoteKind::Prevote, Some(b));
     let effects = e
@@ -234,14 +233,12 @@ fn lines_28_33_wait_for_the_proof_and_refuse_an_older_one_or_an_invalid_value() 
     let (mut e, _) = net.engine(ME);
     net.feed_votes(&mut e, &[1, 2, 3], 0, VoteKind::Prevote, Some(b));
     e.handle(timeout(0, Step::Propose)).unwrap();
-    net.feed_votes(&mut e, &[1, 2, 3], 0, VoteKind::Precommit, None);
-    e.handle(timeout(0, Step::Precommit)).unwrap();
+    end_round(&net, &mut e, 0);
     e.handle(propose_input(net.proposal_of_round(1, a, None), true))
         .unwrap();
     net.feed_votes(&mut e, &[1, 2, 3], 1, VoteKind::Prevote, Some(a));
     assert_eq!(e.status().locked, Some((Round(1), a)));
-    net.feed_votes(&mut e, &[1, 2, 3], 1, VoteKind::Precommit, None);
-    e.handle(timeout(1, Step::Precommit)).unwrap();
+    end_round(&net, &mut e, 1);
     let effects = e
         .handle(propose_input(net.proposal_of_round(2, b, Some(0)), true))
         .unwrap();
@@ -256,8 +253,7 @@ fn lines_28_33_wait_for_the_proof_and_refuse_an_older_one_or_an_invalid_value() 
     let (mut e, _) = net.engine(ME);
     net.feed_votes(&mut e, &[1, 2, 3], 0, VoteKind::Prevote, Some(b));
     e.handle(timeout(0, Step::Propose)).unwrap();
-    net.feed_votes(&mut e, &[1, 2, 3], 0, VoteKind::Precommit, None);
-    e.handle(timeout(0, Step::Precommit)).unwrap();
+    end_round(&net, &mut e, 0);
     let effects = e
         .handle(propose_input(net.proposal_of_round(1, b, Some(0)), false))
         .unwrap();
