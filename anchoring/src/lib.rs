@@ -1,8 +1,20 @@
-//! Credentials, commitments, selective disclosure, transactions, ledger state
-//! and its proofs, proof bundles and offline verification: the pure logic
-//! of anchoring licenses, with storage behind a trait.
+//! Anchoring licenses on Cairn: credential documents and their commitments,
+//! selective disclosure, issuer transactions, the ledger state machine, the
+//! authenticated state and its proofs.
 //!
-//! The ledger logic arrives with the anchoring work; this crate is its place
-//! in the workspace.
+//! Pure logic: no async runtime, network or database; storage sits behind a
+//! trait with an in-memory implementation.
 
 #![forbid(unsafe_code)]
+
+mod credential;
+mod error;
+pub mod merkle;
+mod presentation;
+
+pub use credential::{
+    COMMITMENT_DOMAIN, Commitment, CredentialDocument, FIELD_LEAF_DOMAIN, Field, MAX_FIELDS,
+    MAX_VALUE_BYTES, SALT_BYTES, Salt, commitment, field_leaf,
+};
+pub use error::AnchoringError;
+pub use presentation::{DisclosedField, Presentation};
