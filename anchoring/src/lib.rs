@@ -9,12 +9,24 @@
 
 mod credential;
 mod error;
+mod ledger;
 pub mod merkle;
 mod presentation;
+mod record;
+mod transaction;
 
 pub use credential::{
     COMMITMENT_DOMAIN, Commitment, CredentialDocument, FIELD_LEAF_DOMAIN, Field, MAX_FIELDS,
     MAX_VALUE_BYTES, SALT_BYTES, Salt, commitment, field_leaf,
 };
 pub use error::AnchoringError;
+pub use ledger::{BlockContext, BlockOutcome, StateView, apply_block, genesis_state};
 pub use presentation::{DisclosedField, Presentation};
+pub use record::{
+    CredentialRecord, EventKind, LifecycleEvent, MAX_EVENTS_PER_CREDENTIAL, STATE_KEY_DOMAIN,
+    StateKey, Status, TxReceipt,
+};
+pub use transaction::{
+    Action, AnchorItem, MAX_COMMITMENTS_PER_TX, MAX_TX_BYTES, MAX_TX_LIFETIME_BLOCKS,
+    RevocationReason, SignedTransaction, TX_ID_DOMAIN, TX_SIGN_DOMAIN, Transaction,
+};

@@ -207,9 +207,8 @@ proptest! {
         bytes[i] ^= 1 << bit;
         if let Ok(altered) = Presentation::try_from_slice(&bytes) {
             // Either refused, or it names another credential (which the chain does not hold).
-            match altered.check() {
-                Ok(c) => prop_assert_ne!(c, doc.commitment()),
-                Err(_) => {}
+            if let Ok(c) = altered.check() {
+                prop_assert_ne!(c, doc.commitment());
             }
         }
     }

@@ -1,0 +1,157 @@
+//! What the ledger keeps: credential records with their lifecycle, issuers,
+//! credential types and applied transactions, each under a [`StateKey`].
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use cairn_genesis::{Hash, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::{Commitment, RevocationReason};
+
+/// Domain of the keys of the authenticated state.
+pub const STATE_KEY_DOMAIN: &str = "cairn 2026-11 state key v1";
+
+/// Where a value lives in the state.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
+pub enum StateKey {
+    /// A credential record, by commitment.
+    Credential(Commitment),
+    /// An issuer, by id.
+    Issuer(String),
+    /// A credential type, by code.
+    CredentialType(String),
+    /// An applied transaction, by id.
+    Transaction(Hash),
+}
+
+impl StateKey {
+    /// The 32-byte key the state tree uses.
+    pub fn hash(&self) -> Hash {
+        Hash::domain(STATE_KEY_DOMAIN, &borsh::to_vec(self).unwrap_or_default())
+    }
+}
+
+/// A credential's stored status; [`CredentialRecord::status_at`] adds expiry.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize,
+)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum Status {
+    /// Valid (also after a reinstatement).
+    Active,
+    /// Suspended (暂扣) until reinstated.
+    Suspended,
+    /// Revoked for good.
+    Revoked {
+        /// Why.
+        reason: RevocationReason,
+    },
+    /// Replaced by a renewal or change.
+    Superseded {
+        /// The successor.
+        by: Commitment,
+    },
+    /// Past its valid-until (never stored: derived from the time).
+    Expired,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Status::Active => f.write_str("active"),
+            Status::Suspended => f.write_str("suspended"),
+            Status::Revoked { reason } => write!(f, "revoked ({reason:?})"),
+            Status::Superseded { by } => write!(f, "superseded by {by}"),
+            Status::Expired => f.write_str("expired"),
+        }
+    }
+}
+
+/// What happened to a credential.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize,
+)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum EventKind {
+    /// Anchored; `renews` names the credential it supersedes, if any.
+    Anchored {
+        /// The predecessor of a renewal.
+        renews: Option<Commitment>,
+    },
+    /// Suspended.
+    Suspended,
+    /// Reinstated.
+    Reinstated,
+    /// Revoked.
+    Revoked {
+        /// Why.
+        reason: RevocationReason,
+    },
+    /// Superseded.
+    Superseded {
+        /// The successor.
+        by: Commitment,
+    },
+}
+
+/// One lifecycle event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
+pub struct LifecycleEvent {
+    /// What happened.
+    pub kind: EventKind,
+    /// Height of the block.
+    pub height: u64,
+    /// Time of the block.
+    pub time: Timestamp,
+    /// The transaction.
+    pub tx: Hash,
+    /// Its position in the block.
+    pub tx_index: u32,
+    /// The acting issuer.
+    pub actor: String,
+}
+
+/// Most events one credential may accumulate.
+pub const MAX_EVENTS_PER_CREDENTIAL: usize = 1_000;
+
+/// A credential on the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
+pub struct CredentialRecord {
+    /// The commitment.
+    pub commitment: Commitment,
+    /// Its credential type.
+    pub credential_type: String,
+    /// The issuer that anchored it.
+    pub issuer: String,
+    /// When it stops being valid, if ever.
+    pub valid_until: Option<Timestamp>,
+    /// Stored status.
+    pub status: Status,
+    /// Every event, oldest first.
+    pub events: Vec<LifecycleEvent>,
+}
+
+impl CredentialRecord {
+    /// The status at `time`: an active credential past its valid-until is expired.
+    pub fn status_at(&self, time: Timestamp) -> Status {
+        match (self.status, self.valid_until) {
+            (Status::Active, Some(until)) if time >= until => Status::Expired,
+            (status, _) => status,
+        }
+    }
+
+    /// When the current status began (the last event's time).
+    pub fn since(&self) -> Option<Timestamp> {
+        self.events.last().map(|e| e.time)
+    }
+}
+
+/// The record of an applied transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
+pub struct TxReceipt {
+    /// The transaction id.
+    pub tx: Hash,
+    /// The block height.
+    pub height: u64,
+    /// Position in the block.
+    pub index: u32,
+}
