@@ -159,6 +159,12 @@ pub enum AnchoringError {
         /// Why it failed.
         reason: String,
     },
+    /// A state proof does not prove what it claims under the given root.
+    #[error("state proof does not verify: {reason}")]
+    StateProof {
+        /// What jmt reported.
+        reason: String,
+    },
     /// The state storage failed.
     #[error("state storage failed: {0}")]
     Storage(String),

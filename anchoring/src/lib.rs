@@ -13,6 +13,7 @@ mod ledger;
 pub mod merkle;
 mod presentation;
 mod record;
+mod state;
 mod transaction;
 
 pub use credential::{
@@ -25,6 +26,9 @@ pub use presentation::{DisclosedField, Presentation};
 pub use record::{
     CredentialRecord, EventKind, LifecycleEvent, MAX_EVENTS_PER_CREDENTIAL, STATE_KEY_DOMAIN,
     StateKey, Status, TxReceipt,
+};
+pub use state::{
+    AuthenticatedState, MemoryTreeStore, STATE_TREE_DOMAIN, StateAt, StateHasher, StateProof,
 };
 pub use transaction::{
     Action, AnchorItem, MAX_COMMITMENTS_PER_TX, MAX_TX_BYTES, MAX_TX_LIFETIME_BLOCKS,

@@ -1,0 +1,211 @@
+//! The authenticated state: a versioned sparse Merkle tree (the `jmt`
+//! Jellyfish Merkle tree, hashed with blake3) over every [`StateKey`], one
+//! version per height (the genesis state is version 0). Its root goes in
+//! every block header; a [`StateProof`] shows a key's value, or its absence,
+//! at any retained version.
+//!
+//! Storage sits behind jmt's `TreeReader`/`TreeWriter`; [`MemoryTreeStore`]
+//! keeps it in memory, the node keeps it in RocksDB.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use anyhow_for_jmt as anyhow;
+use borsh::{BorshDeserialize, BorshSerialize};
+use cairn_genesis::Hash;
+use jmt::proof::SparseMerkleProof;
+use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
+use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, RootHash, Version};
+
+use crate::ledger::StateView;
+use crate::{AnchoringError, StateKey};
+
+/// Domain of the state tree's hashes (jmt adds its own leaf / internal node prefixes).
+pub const STATE_TREE_DOMAIN: &str = "cairn 2026-11 state tree v1";
+
+/// blake3 (derive-key mode) for jmt.
+#[derive(Clone)]
+pub struct StateHasher(blake3::Hasher);
+
+impl jmt::SimpleHasher for StateHasher {
+    fn new() -> Self {
+        StateHasher(blake3::Hasher::new_derive_key(STATE_TREE_DOMAIN))
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    fn finalize(self) -> [u8; 32] {
+        *self.0.finalize().as_bytes()
+    }
+}
+
+/// A proof of a key's value (or absence) under a state root.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct StateProof(pub SparseMerkleProof<StateHasher>);
+
+impl StateProof {
+    /// Checks that `key` holds `value` (`None`: is absent) under `root`.
+    pub fn verify(
+        &self,
+        root: Hash,
+        key: &StateKey,
+        value: Option<&[u8]>,
+    ) -> Result<(), AnchoringError> {
+        self.0
+            .verify(RootHash(root.0), KeyHash(key.hash().0), value)
+            .map_err(|e| AnchoringError::StateProof {
+                reason: e.to_string(),
+            })
+    }
+}
+
+/// The tree's nodes and values in memory.
+#[derive(Default)]
+pub struct MemoryTreeStore {
+    inner: RwLock<MemoryTree>,
+}
+
+#[derive(Default)]
+struct MemoryTree {
+    nodes: BTreeMap<NodeKey, Node>,
+    values: BTreeMap<(KeyHash, Version), Option<OwnedValue>>,
+}
+
+impl TreeReader for MemoryTreeStore {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        let inner = self
+            .inner
+            .read()
+            .map_err(|e| anyhow::anyhow!("lock poisoned: {e}"))?;
+        Ok(inner.nodes.get(node_key).cloned())
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        let inner = self
+            .inner
+            .read()
+            .map_err(|e| anyhow::anyhow!("lock poisoned: {e}"))?;
+        Ok(inner
+            .values
+            .range((key_hash, 0)..=(key_hash, max_version))
+            .next_back()
+            .and_then(|(_, v)| v.clone()))
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        Err(anyhow::anyhow!(
+            "restoring a state tree from chunks is not supported by the memory store"
+        ))
+    }
+}
+
+impl TreeWriter for MemoryTreeStore {
+    fn write_node_batch(&self, batch: &NodeBatch) -> anyhow::Result<()> {
+        let mut inner = self
+            .inner
+            .write()
+            .map_err(|e| anyhow::anyhow!("lock poisoned: {e}"))?;
+        for (key, node) in batch.nodes() {
+            inner.nodes.insert(key.clone(), node.clone());
+        }
+        for ((version, key_hash), value) in batch.values() {
+            inner.values.insert((*key_hash, *version), value.clone());
+        }
+        Ok(())
+    }
+}
+
+/// The versioned state over a tree store.
+pub struct AuthenticatedState<S> {
+    store: S,
+    latest: Option<Version>,
+}
+
+fn storage(e: anyhow::Error) -> AnchoringError {
+    AnchoringError::Storage(e.to_string())
+}
+
+impl<S: TreeReader + TreeWriter> AuthenticatedState<S> {
+    /// A state over `store`, whose latest written version is `latest`.
+    pub fn new(store: S, latest: Option<Version>) -> Self {
+        AuthenticatedState { store, latest }
+    }
+
+    /// The latest version written.
+    pub fn latest(&self) -> Option<Version> {
+        self.latest
+    }
+
+    /// Writes `changes` as `version` (every version gets a root, even with no change) and returns its root.
+    pub fn commit(
+        &mut self,
+        version: Version,
+        changes: &BTreeMap<StateKey, Vec<u8>>,
+    ) -> Result<Hash, AnchoringError> {
+        if self.latest.is_some_and(|latest| version <= latest) {
+            return Err(AnchoringError::Storage(format!(
+                "version {version} is not after {:?}",
+                self.latest
+            )));
+        }
+        let tree = JellyfishMerkleTree::<_, StateHasher>::new(&self.store);
+        let set = changes
+            .iter()
+            .map(|(k, v)| (KeyHash(k.hash().0), Some(v.clone())));
+        let (root, batch) = tree.put_value_set(set, version).map_err(storage)?;
+        self.store
+            .write_node_batch(&batch.node_batch)
+            .map_err(storage)?;
+        self.latest = Some(version);
+        Ok(Hash(root.0))
+    }
+
+    /// The root at `version`.
+    pub fn root(&self, version: Version) -> Result<Hash, AnchoringError> {
+        let tree = JellyfishMerkleTree::<_, StateHasher>::new(&self.store);
+        tree.get_root_hash(version)
+            .map(|r| Hash(r.0))
+            .map_err(storage)
+    }
+
+    /// The value of `key` at `version` with its proof.
+    pub fn prove(
+        &self,
+        key: &StateKey,
+        version: Version,
+    ) -> Result<(Option<Vec<u8>>, StateProof), AnchoringError> {
+        let tree = JellyfishMerkleTree::<_, StateHasher>::new(&self.store);
+        let (value, proof) = tree
+            .get_with_proof(KeyHash(key.hash().0), version)
+            .map_err(storage)?;
+        Ok((value, StateProof(proof)))
+    }
+
+    /// A read view of the state at `version`.
+    pub fn at(&self, version: Version) -> StateAt<'_, S> {
+        StateAt {
+            store: &self.store,
+            version,
+        }
+    }
+}
+
+/// The state at one version, for [`crate::apply_block`].
+pub struct StateAt<'a, S> {
+    store: &'a S,
+    version: Version,
+}
+
+impl<S: TreeReader> StateView for StateAt<'_, S> {
+    fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
+        self.store
+            .get_value_option(self.version, KeyHash(key.hash().0))
+            .map_err(storage)
+    }
+}
