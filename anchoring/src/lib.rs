@@ -7,6 +7,8 @@
 
 #![forbid(unsafe_code)]
 
+mod block;
+mod bundle;
 mod credential;
 mod error;
 mod ledger;
@@ -15,7 +17,13 @@ mod presentation;
 mod record;
 mod state;
 mod transaction;
+mod verify;
 
+pub use block::{
+    Block, BlockHeader, HEADER_DOMAIN, TX_LEAF_DOMAIN, TxInclusion, transaction_leaf,
+    transactions_root,
+};
+pub use bundle::{EventProof, MAX_BUNDLE_BYTES, ProofBundle};
 pub use credential::{
     COMMITMENT_DOMAIN, Commitment, CredentialDocument, FIELD_LEAF_DOMAIN, Field, MAX_FIELDS,
     MAX_VALUE_BYTES, SALT_BYTES, Salt, commitment, field_leaf,
@@ -34,3 +42,4 @@ pub use transaction::{
     Action, AnchorItem, MAX_COMMITMENTS_PER_TX, MAX_TX_BYTES, MAX_TX_LIFETIME_BLOCKS,
     RevocationReason, SignedTransaction, TX_ID_DOMAIN, TX_SIGN_DOMAIN, Transaction,
 };
+pub use verify::{Check, CheckName, Trust, Verdict, verify};

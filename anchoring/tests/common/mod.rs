@@ -30,8 +30,29 @@ pub fn old_police_key() -> SigningKey {
     SigningKey::from_bytes(&[23; 32])
 }
 
+/// The validators' consensus keys.
+pub fn validator_key(i: usize) -> SigningKey {
+    SigningKey::from_bytes(&[31 + i as u8; 32])
+}
+
 pub fn genesis() -> GenesisDocument {
+    genesis_with_validators(4)
+}
+
+pub fn genesis_with_validators(n: usize) -> GenesisDocument {
     let mut doc = GenesisDocument::new("cairn-ledger-test", T0);
+    for i in 0..n {
+        let public_key: cairn_genesis::PublicKey = validator_key(i).verifying_key().into();
+        doc.validators.push(cairn_genesis::Validator {
+            agency_id: format!("agency-{i}"),
+            name: format!("Agency {i}"),
+            region: "310000".into(),
+            public_key,
+            peer_id: public_key.peer_id(),
+            voting_power: 10,
+            address: format!("/ip4/127.0.0.1/tcp/{}", 27000 + i),
+        });
+    }
     let key = |k: &SigningKey, until: Option<Timestamp>| IssuerKey {
         public_key: k.verifying_key().into(),
         valid_from: T0,
