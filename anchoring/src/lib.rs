@@ -1,9 +1,21 @@
 //! Anchoring licenses on Cairn: credential documents and their commitments,
 //! selective disclosure, issuer transactions, the ledger state machine, the
-//! authenticated state and its proofs.
+//! authenticated state and its proofs, proof bundles and offline
+//! verification.
 //!
-//! Pure logic: no async runtime, network or database; storage sits behind a
-//! trait with an in-memory implementation.
+//! The flow: an issuer builds a [`CredentialDocument`] (every field salted)
+//! and anchors its [`Commitment`] with a [`SignedTransaction`];
+//! [`apply_block`] decides what each transaction does to the state (or
+//! refuses it with a named [`AnchoringError`], changing nothing);
+//! [`AuthenticatedState`] turns the changes into a state root per height;
+//! a [`ProofBundle`] carries a finalized header, its commit certificate and
+//! the state proofs; [`verify`] checks a holder's [`Presentation`] against a
+//! bundle and a trusted genesis, offline, and explains its [`Verdict`].
+//!
+//! Hashes are blake3 in derive-key mode with a context per use (field leaf,
+//! Merkle node, commitment, transaction id and leaf, block header, state
+//! key, state tree). Pure logic: no async runtime, network or database;
+//! storage sits behind jmt's reader/writer traits with an in-memory store.
 
 #![forbid(unsafe_code)]
 
