@@ -220,3 +220,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn every_transaction_of_a_block_proves_its_inclusion_and_no_other_does() {
+    let mut node = Node::new(4);
+    let actions: Vec<Action> = (0..5u32)
+        .map(|n| Action::Anchor(vec![item(n, DRIVER)]))
+        .collect();
+    node.block(actions);
+    let (block, _) = node.blocks.last().unwrap().clone();
+    block.check_transactions().unwrap();
+    for i in 0..5 {
+        let inclusion = block.prove_transaction(i).unwrap();
+        assert!(inclusion.verify(&block.header));
+        let mut other = inclusion.clone();
+        other.transaction = block.transactions[(i + 1) % 5].clone();
+        assert!(
+            !other.verify(&block.header),
+            "a transaction at another's place"
+        );
+        let mut resized = inclusion.clone();
+        resized.proof.leaf_count += 1;
+        assert!(!resized.verify(&block.header), "the header pins the count");
+    }
+    assert!(block.prove_transaction(5).is_none());
+    let mut tampered = block.clone();
+    tampered.transactions.pop();
+    assert!(tampered.check_transactions().is_err());
+}
