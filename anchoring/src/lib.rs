@@ -48,7 +48,8 @@ pub use record::{
     StateKey, Status, TxReceipt,
 };
 pub use state::{
-    AuthenticatedState, MemoryTreeStore, STATE_TREE_DOMAIN, StateAt, StateHasher, StateProof,
+    AuthenticatedState, MemoryTreeStore, NodeBatch, STATE_TREE_DOMAIN, StateAt, StateHasher,
+    StateProof,
 };
 pub use transaction::{
     Action, AnchorItem, MAX_COMMITMENTS_PER_TX, MAX_TX_BYTES, MAX_TX_LIFETIME_BLOCKS,

@@ -10,11 +10,13 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use anyhow_for_jmt as anyhow;
 use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_genesis::Hash;
 use jmt::proof::SparseMerkleProof;
-use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
+use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeWriter};
+
+/// The state tree nodes and values one version adds (jmt's `NodeBatch`).
+pub use jmt::storage::NodeBatch;
 use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, RootHash, Version};
 
 use crate::ledger::StateView;
@@ -142,12 +144,16 @@ impl<S: TreeReader + TreeWriter> AuthenticatedState<S> {
         self.latest
     }
 
-    /// Writes `changes` as `version` (every version gets a root, even with no change) and returns its root.
-    pub fn commit(
-        &mut self,
+    /// Computes the root of `version` = the latest version plus `changes`,
+    /// without writing anything: the caller stores the returned nodes (with
+    /// the block, in one write) and then calls [`AuthenticatedState::mark_written`].
+    /// A proposer uses it to put the root in its header; a validator to
+    /// re-execute a proposal it may never commit.
+    pub fn prepare(
+        &self,
         version: Version,
         changes: &BTreeMap<StateKey, Vec<u8>>,
-    ) -> Result<Hash, AnchoringError> {
+    ) -> Result<(Hash, NodeBatch), AnchoringError> {
         if self.latest.is_some_and(|latest| version <= latest) {
             return Err(AnchoringError::Storage(format!(
                 "version {version} is not after {:?}",
@@ -159,11 +165,29 @@ impl<S: TreeReader + TreeWriter> AuthenticatedState<S> {
             .iter()
             .map(|(k, v)| (KeyHash(k.hash().0), Some(v.clone())));
         let (root, batch) = tree.put_value_set(set, version).map_err(storage)?;
-        self.store
-            .write_node_batch(&batch.node_batch)
-            .map_err(storage)?;
+        Ok((Hash(root.0), batch.node_batch))
+    }
+
+    /// Records that `version`'s nodes from [`AuthenticatedState::prepare`] are stored.
+    pub fn mark_written(&mut self, version: Version) {
         self.latest = Some(version);
-        Ok(Hash(root.0))
+    }
+
+    /// Writes `changes` as `version` (every version gets a root, even with no change) and returns its root.
+    pub fn commit(
+        &mut self,
+        version: Version,
+        changes: &BTreeMap<StateKey, Vec<u8>>,
+    ) -> Result<Hash, AnchoringError> {
+        let (root, batch) = self.prepare(version, changes)?;
+        self.store.write_node_batch(&batch).map_err(storage)?;
+        self.mark_written(version);
+        Ok(root)
+    }
+
+    /// The tree's storage.
+    pub fn store(&self) -> &S {
+        &self.store
     }
 
     /// The root at `version`.

@@ -26,6 +26,30 @@ pub enum Command {
     /// Build, check and hash a genesis file step by step.
     #[command(subcommand)]
     Genesis(GenesisCommand),
+    /// Set up a node's home folder.
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+/// `cairn node …`
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Create a home folder: config.toml (every field defaulted and
+    /// commented), genesis.json, node.key (mode 0600) and the data folder.
+    Init {
+        /// The home folder to create.
+        #[arg(long, value_name = "DIR")]
+        home: PathBuf,
+        /// The chain's genesis file (checked before anything is written).
+        #[arg(long, value_name = "FILE")]
+        genesis: PathBuf,
+        /// The validator's key file (copied into the home); a new key is generated without it.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// Follow and serve the chain without voting.
+        #[arg(long)]
+        observer: bool,
+    },
 }
 
 /// `cairn keys …`

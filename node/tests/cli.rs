@@ -401,3 +401,101 @@ fn check_lists_every_problem_and_hash_refuses_an_invalid_file() {
     let out = fails(d, &["genesis", "check", "broken.json"]);
     assert!(out.contains("broken.json"), "{out}");
 }
+
+#[test]
+fn node_init_sets_up_a_home_and_refuses_what_would_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let genesis = vector("genesis.json");
+    let genesis = genesis.to_str().unwrap();
+    // The vector's first validator key has seed [1; 32].
+    cairn_genesis::KeyPair::from_seed([1; 32])
+        .write_new(&d.join("v1.key"))
+        .unwrap();
+    let out = ok(
+        d,
+        &[
+            "node",
+            "init",
+            "--home",
+            "home",
+            "--genesis",
+            genesis,
+            "--key",
+            "v1.key",
+        ],
+    );
+    assert!(out.contains("validator: 上海市公安局交通警察总队"), "{out}");
+    let home = d.join("home");
+    for file in ["config.toml", "genesis.json", "node.key", "data"] {
+        assert!(home.join(file).exists(), "{file} missing");
+    }
+    assert_eq!(
+        std::fs::metadata(home.join("node.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let config = cairn_node::config::Config::load(&home.join("config.toml")).unwrap();
+    assert_eq!(config, cairn_node::config::Config::default());
+
+    let err = fails(
+        d,
+        &[
+            "node",
+            "init",
+            "--home",
+            "home",
+            "--genesis",
+            genesis,
+            "--key",
+            "v1.key",
+        ],
+    );
+    assert!(err.contains("already a node home"), "{err}");
+
+    // A key outside the validator set needs --observer.
+    let err = fails(
+        d,
+        &["node", "init", "--home", "other", "--genesis", genesis],
+    );
+    assert!(
+        err.contains("is not a validator") && err.contains("--observer"),
+        "{err}"
+    );
+    assert!(!d.join("other").exists(), "a refused init writes nothing");
+    let out = ok(
+        d,
+        &[
+            "node",
+            "init",
+            "--home",
+            "observer",
+            "--genesis",
+            genesis,
+            "--observer",
+        ],
+    );
+    assert!(out.contains("role       observer"), "{out}");
+    let config = cairn_node::config::Config::load(&d.join("observer/config.toml")).unwrap();
+    assert!(config.node.observer);
+
+    // An invalid genesis is refused before anything is written.
+    std::fs::write(d.join("bad.json"), "{}").unwrap();
+    let err = fails(
+        d,
+        &[
+            "node",
+            "init",
+            "--home",
+            "bad",
+            "--genesis",
+            "bad.json",
+            "--observer",
+        ],
+    );
+    assert!(err.contains("bad.json"), "{err}");
+    assert!(!d.join("bad").exists());
+}

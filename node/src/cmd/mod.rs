@@ -2,6 +2,7 @@
 
 mod genesis;
 mod keys;
+mod node;
 
 use std::process::ExitCode;
 
@@ -12,5 +13,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Keys(command) => keys::run(command),
         Command::Genesis(command) => genesis::run(command),
+        Command::Node(command) => node::run(command),
     }
 }

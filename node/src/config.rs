@@ -1,0 +1,275 @@
+//! The node's configuration: `config.toml` in its home folder. Every field
+//! has a default; [`DEFAULT_CONFIG`] is the file `cairn node init` writes,
+//! every field commented.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::NodeError;
+
+/// The configuration file `cairn node init` writes: the defaults, explained.
+pub const DEFAULT_CONFIG: &str = r#"# Cairn node configuration. Every field is optional; the values shown are the defaults.
+
+[node]
+# Log level: error, warn, info, debug or trace (RUST_LOG overrides it).
+log_level = "info"
+# Run as an observer: follow and serve the chain without voting, even if the
+# key is a validator's.
+observer = false
+
+[network]
+# Where to listen for other nodes (a libp2p multiaddress).
+listen = "/ip4/0.0.0.0/tcp/26656"
+# Nodes to dial at start, as /ip4/A/tcp/P/p2p/PEER_ID. Validators from the
+# genesis are dialled at their genesis addresses anyway.
+peers = []
+# Peer ids of observers allowed to connect, besides the genesis validators.
+observers = []
+# Most simultaneous connections.
+max_connections = 64
+# Largest message accepted from the network, in bytes.
+max_message_bytes = 10485760
+
+[api]
+# Where the HTTP API and web pages listen.
+listen = "127.0.0.1:8080"
+# Largest request body, in bytes.
+max_body_bytes = 4194304
+
+[consensus]
+# With an empty mempool, propose an empty block at most this often.
+idle_block_interval_ms = 1000
+# How often to re-send this node's own consensus messages.
+rebroadcast_interval_ms = 1000
+
+[mempool]
+# Most pending transactions.
+max_txs = 50000
+# Most bytes of pending transactions.
+max_bytes = 268435456
+"#;
+
+/// `[node]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSection {
+    /// Log level.
+    pub log_level: String,
+    /// Observer mode.
+    pub observer: bool,
+}
+
+/// `[network]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSection {
+    /// Listen address.
+    pub listen: String,
+    /// Peers to dial.
+    pub peers: Vec<String>,
+    /// Observer peer ids allowed to connect.
+    pub observers: Vec<String>,
+    /// Connection limit.
+    pub max_connections: u32,
+    /// Message size cap.
+    pub max_message_bytes: u64,
+}
+
+/// `[api]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// Listen address.
+    pub listen: String,
+    /// Request body cap.
+    pub max_body_bytes: u64,
+}
+
+/// `[consensus]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusSection {
+    /// Idle block interval.
+    pub idle_block_interval_ms: u64,
+    /// Rebroadcast interval.
+    pub rebroadcast_interval_ms: u64,
+}
+
+/// `[mempool]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MempoolSection {
+    /// Count bound.
+    pub max_txs: u64,
+    /// Byte bound.
+    pub max_bytes: u64,
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[node]`
+    pub node: NodeSection,
+    /// `[network]`
+    pub network: NetworkSection,
+    /// `[api]`
+    pub api: ApiSection,
+    /// `[consensus]`
+    pub consensus: ConsensusSection,
+    /// `[mempool]`
+    pub mempool: MempoolSection,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        NodeSection {
+            log_level: "info".into(),
+            observer: false,
+        }
+    }
+}
+
+impl Default for NetworkSection {
+    fn default() -> Self {
+        NetworkSection {
+            listen: "/ip4/0.0.0.0/tcp/26656".into(),
+            peers: Vec::new(),
+            observers: Vec::new(),
+            max_connections: 64,
+            max_message_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        ConsensusSection {
+            idle_block_interval_ms: 1_000,
+            rebroadcast_interval_ms: 1_000,
+        }
+    }
+}
+
+impl Default for MempoolSection {
+    fn default() -> Self {
+        MempoolSection {
+            max_txs: 50_000,
+            max_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// A config file is small; anything larger is a mistake.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+impl Config {
+    /// Parses a configuration; unknown keys are errors (a typo must not be silently ignored).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, NodeError> {
+        toml::from_str(text).map_err(|e| NodeError::Config {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Reads `path`.
+    pub fn load(path: &Path) -> Result<Config, NodeError> {
+        let size = std::fs::metadata(path)
+            .map_err(|e| NodeError::io(path, &e))?
+            .len();
+        if size > MAX_CONFIG_BYTES {
+            return Err(NodeError::Config {
+                path: path.to_path_buf(),
+                reason: format!("{size} bytes is too large for a configuration file"),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| NodeError::io(path, &e))?;
+        Config::parse(&text, path)
+    }
+}
+
+/// The files of a node's home folder.
+#[derive(Clone, Debug)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// The home folder at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Home {
+        Home { root: root.into() }
+    }
+
+    /// The folder itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `config.toml`
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+
+    /// `genesis.json`
+    pub fn genesis(&self) -> PathBuf {
+        self.root.join("genesis.json")
+    }
+
+    /// `node.key`: the validator's consensus key and libp2p identity.
+    pub fn key(&self) -> PathBuf {
+        self.root.join("node.key")
+    }
+
+    /// `sign_state`: the last-signed record, kept out of `data/` on purpose.
+    pub fn sign_state(&self) -> PathBuf {
+        self.root.join("sign_state")
+    }
+
+    /// `data/`: the database.
+    pub fn data(&self) -> PathBuf {
+        self.root.join("data")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_file_is_the_defaults() {
+        assert_eq!(
+            Config::parse(DEFAULT_CONFIG, Path::new("config.toml")).unwrap(),
+            Config::default()
+        );
+        assert_eq!(
+            Config::parse("", Path::new("config.toml")).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_refused() {
+        let err = Config::parse("[api]\nlisten_addr = \"x\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("listen_addr"), "{err}");
+        let err =
+            Config::parse("[mempool]\nmax_txs = \"many\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(matches!(err, NodeError::Config { .. }), "{err}");
+    }
+
+    #[test]
+    fn some_fields_override_the_rest_default() {
+        let c = Config::parse("[api]\nlisten = \"127.0.0.1:9000\"\n", Path::new("c.toml")).unwrap();
+        assert_eq!(c.api.listen, "127.0.0.1:9000");
+        assert_eq!(c.api.max_body_bytes, ApiSection::default().max_body_bytes);
+    }
+}

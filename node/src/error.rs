@@ -1,0 +1,82 @@
+//! The one error type of the node library.
+
+use std::path::PathBuf;
+
+use cairn_genesis::Hash;
+
+/// What can stop or refuse the node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The database failed.
+    #[error("storage failed: {0}")]
+    Storage(String),
+    /// Stored bytes do not decode: the data folder is damaged.
+    #[error("corrupt {what} in the data folder: {reason}")]
+    Corrupt {
+        /// What could not be read.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The data folder belongs to another chain.
+    #[error(
+        "the data folder belongs to chain {found}, but the genesis is {expected}; use another --home or the right genesis"
+    )]
+    WrongChain {
+        /// This genesis.
+        expected: Hash,
+        /// The one recorded in the data folder.
+        found: Hash,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        message: String,
+    },
+    /// The configuration file is unusable.
+    #[error("{path}: {reason}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The home folder cannot be set up or used as asked.
+    #[error("{0}")]
+    Home(String),
+    /// A block that does not follow the committed chain.
+    #[error("block {height} does not follow the committed height {committed}")]
+    OutOfOrder {
+        /// The block's height.
+        height: u64,
+        /// The committed height.
+        committed: u64,
+    },
+    /// The consensus engine refused or failed.
+    #[error(transparent)]
+    Consensus(#[from] cairn_consensus::ConsensusError),
+    /// The ledger refused or failed.
+    #[error(transparent)]
+    Anchoring(#[from] cairn_anchoring::AnchoringError),
+    /// The genesis or a key file is unusable.
+    #[error(transparent)]
+    Genesis(#[from] cairn_genesis::GenesisError),
+}
+
+impl From<rocksdb::Error> for NodeError {
+    fn from(e: rocksdb::Error) -> Self {
+        NodeError::Storage(e.to_string())
+    }
+}
+
+impl NodeError {
+    pub(crate) fn io(path: &std::path::Path, e: &std::io::Error) -> Self {
+        NodeError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }
+    }
+}

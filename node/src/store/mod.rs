@@ -1,0 +1,231 @@
+//! The node's data folder: one RocksDB database with a column family per
+//! kind of data.
+//!
+//! | column family | key | value |
+//! |---|---|---|
+//! | `meta` | name | the genesis hash, the committed height |
+//! | `blocks` | height (8 bytes, big-endian) | `Block` (borsh) |
+//! | `certificates` | height | `CommitCertificate` |
+//! | `tree_nodes` | jmt `NodeKey` (borsh) | jmt `Node` (borsh) |
+//! | `tree_values` | key hash ‖ version (big-endian) | `Option<value>` (borsh) |
+//! | `tx_index` | transaction id | height ‖ index in the block |
+//! | `wal` | sequence number | `WalEntry` (borsh) |
+//! | `evidence` | digest of the evidence | `Evidence` (borsh) |
+//!
+//! A decided block, its certificate, the state tree's new nodes and values,
+//! its index entries and the new committed height go in one synced write
+//! batch ([`Store::commit_block`]): after a crash the node holds all of it
+//! or none of it, and application state never runs ahead of the committed
+//! height.
+
+mod tree;
+mod wal;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use cairn_anchoring::Block;
+use cairn_consensus::{CommitCertificate, Evidence};
+use cairn_genesis::Hash;
+use jmt::storage::NodeBatch;
+use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
+
+use crate::NodeError;
+
+pub use tree::RocksTree;
+pub use wal::RocksWal;
+
+pub(crate) const META: &str = "meta";
+pub(crate) const BLOCKS: &str = "blocks";
+pub(crate) const CERTIFICATES: &str = "certificates";
+pub(crate) const TREE_NODES: &str = "tree_nodes";
+pub(crate) const TREE_VALUES: &str = "tree_values";
+pub(crate) const TX_INDEX: &str = "tx_index";
+pub(crate) const WAL: &str = "wal";
+pub(crate) const EVIDENCE: &str = "evidence";
+const FAMILIES: [&str; 8] = [
+    META,
+    BLOCKS,
+    CERTIFICATES,
+    TREE_NODES,
+    TREE_VALUES,
+    TX_INDEX,
+    WAL,
+    EVIDENCE,
+];
+
+const GENESIS_KEY: &[u8] = b"genesis";
+const HEIGHT_KEY: &[u8] = b"committed_height";
+
+/// The data folder.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<DB>,
+}
+
+pub(crate) fn synced() -> WriteOptions {
+    let mut options = WriteOptions::default();
+    options.set_sync(true);
+    options
+}
+
+pub(crate) fn decode<T: BorshDeserialize>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, NodeError> {
+    borsh::from_slice(bytes).map_err(|e| NodeError::Corrupt {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+pub(crate) fn encode<T: BorshSerialize>(value: &T) -> Vec<u8> {
+    borsh::to_vec(value).unwrap_or_default()
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path` for the chain `genesis`;
+    /// refuses a database of another chain.
+    pub fn open(path: &Path, genesis: Hash) -> Result<Store, NodeError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        let families = FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let db = DB::open_cf_descriptors(&options, path, families)?;
+        let store = Store { db: Arc::new(db) };
+        match store.get(META, GENESIS_KEY)? {
+            Some(bytes) => {
+                let found: Hash = decode("genesis hash", &bytes)?;
+                if found != genesis {
+                    return Err(NodeError::WrongChain {
+                        expected: genesis,
+                        found,
+                    });
+                }
+            }
+            None => {
+                let mut batch = WriteBatch::default();
+                batch.put_cf(store.cf(META)?, GENESIS_KEY, encode(&genesis));
+                batch.put_cf(store.cf(META)?, HEIGHT_KEY, 0u64.to_be_bytes());
+                store.db.write_opt(batch, &synced())?;
+            }
+        }
+        Ok(store)
+    }
+
+    pub(crate) fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, NodeError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| NodeError::Storage(format!("column family {name} is missing")))
+    }
+
+    pub(crate) fn get(
+        &self,
+        family: &'static str,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, NodeError> {
+        Ok(self.db.get_cf(self.cf(family)?, key)?)
+    }
+
+    pub(crate) fn db(&self) -> &DB {
+        &self.db
+    }
+
+    /// The height of the last committed block (0 before the first).
+    pub fn committed_height(&self) -> Result<u64, NodeError> {
+        let bytes = self.get(META, HEIGHT_KEY)?.ok_or(NodeError::Corrupt {
+            what: "committed height",
+            reason: "missing".into(),
+        })?;
+        let array: [u8; 8] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| NodeError::Corrupt {
+                what: "committed height",
+                reason: "not 8 bytes".into(),
+            })?;
+        Ok(u64::from_be_bytes(array))
+    }
+
+    /// The committed block at `height`.
+    pub fn block(&self, height: u64) -> Result<Option<Block>, NodeError> {
+        self.get(BLOCKS, &height.to_be_bytes())?
+            .map(|b| decode("block", &b))
+            .transpose()
+    }
+
+    /// The commit certificate of the block at `height`.
+    pub fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, NodeError> {
+        self.get(CERTIFICATES, &height.to_be_bytes())?
+            .map(|b| decode("commit certificate", &b))
+            .transpose()
+    }
+
+    /// Where a committed transaction is: (height, index in its block).
+    pub fn transaction_location(&self, id: &Hash) -> Result<Option<(u64, u32)>, NodeError> {
+        self.get(TX_INDEX, &id.0)?
+            .map(|b| decode("transaction index", &b))
+            .transpose()
+    }
+
+    /// The state tree over this database.
+    pub fn tree(&self) -> RocksTree {
+        RocksTree::new(self.clone())
+    }
+
+    /// Commits a decided block atomically with its certificate, the state
+    /// tree's new nodes (`tree`), the transaction index and the new height,
+    /// in one synced write. The block must be the next height.
+    pub fn commit_block(
+        &self,
+        block: &Block,
+        certificate: &CommitCertificate,
+        tree: &NodeBatch,
+    ) -> Result<(), NodeError> {
+        let height = block.header.height;
+        let committed = self.committed_height()?;
+        if height != committed + 1 {
+            return Err(NodeError::OutOfOrder { height, committed });
+        }
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(BLOCKS)?, height.to_be_bytes(), encode(block));
+        batch.put_cf(
+            self.cf(CERTIFICATES)?,
+            height.to_be_bytes(),
+            encode(certificate),
+        );
+        for (index, tx) in block.transactions.iter().enumerate() {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            batch.put_cf(self.cf(TX_INDEX)?, tx.id().0, encode(&(height, index)));
+        }
+        tree::add_to_batch(self, &mut batch, tree)?;
+        batch.put_cf(self.cf(META)?, HEIGHT_KEY, height.to_be_bytes());
+        self.db.write_opt(batch, &synced())?;
+        Ok(())
+    }
+
+    /// Stores evidence of a validator's equivocation (idempotent).
+    pub fn record_evidence(&self, evidence: &Evidence) -> Result<(), NodeError> {
+        let bytes = encode(evidence);
+        let key = Hash::domain("cairn 2026-11 evidence key v1", &bytes);
+        self.db
+            .put_cf_opt(self.cf(EVIDENCE)?, key.0, bytes, &synced())?;
+        Ok(())
+    }
+
+    /// Every stored piece of evidence.
+    pub fn evidence(&self) -> Result<Vec<Evidence>, NodeError> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(EVIDENCE)?, rocksdb::IteratorMode::Start)
+        {
+            let (_, value) = item?;
+            out.push(decode("evidence", &value)?);
+        }
+        Ok(out)
+    }
+}

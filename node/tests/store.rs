@@ -1,0 +1,189 @@
+//! The data folder: one atomic commit per block, the state tree in RocksDB,
+//! and a node that restarts from it.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::collections::BTreeMap;
+
+use cairn_anchoring::{AuthenticatedState, Block, BlockHeader, StateKey, transactions_root};
+use cairn_consensus::{
+    CommitCertificate, Engine, GuardedSigner, Height, Input, Round, Step, Timeout, Timeouts,
+    ValidatorInfo, ValidatorSet,
+};
+use cairn_genesis::{ConsensusParams, Hash, PublicKey, Timestamp};
+use cairn_node::NodeError;
+use cairn_node::sign_state::SignStateFile;
+use cairn_node::store::{RocksWal, Store};
+use ed25519_dalek::SigningKey;
+
+const CHAIN: Hash = Hash([7; 32]);
+
+fn header(height: u64, state_root: Hash) -> BlockHeader {
+    BlockHeader {
+        chain: CHAIN,
+        height,
+        time: Timestamp(1_000 * height),
+        previous: Hash([0; 32]),
+        transactions_root: transactions_root(&[]),
+        transaction_count: 0,
+        state_root,
+        validator_set: Hash([0; 32]),
+        proposer: PublicKey([0; 32]),
+    }
+}
+
+fn certificate(height: u64) -> CommitCertificate {
+    CommitCertificate {
+        chain: CHAIN,
+        height: Height(height),
+        round: Round(0),
+        value: cairn_consensus::ValueId(Hash([height as u8; 32])),
+        signatures: vec![],
+    }
+}
+
+#[test]
+fn another_chains_data_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path(), CHAIN).unwrap());
+    match Store::open(dir.path(), Hash([8; 32])) {
+        Err(NodeError::WrongChain { expected, found }) => {
+            assert_eq!((expected, found), (Hash([8; 32]), CHAIN))
+        }
+        Err(other) => panic!("expected WrongChain, got {other}"),
+        Ok(_) => panic!("expected WrongChain"),
+    }
+}
+
+#[test]
+fn blocks_and_state_commit_together_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), CHAIN).unwrap();
+    let mut state = AuthenticatedState::new(store.tree(), None);
+    let genesis: BTreeMap<StateKey, Vec<u8>> =
+        [(StateKey::Issuer("x".into()), vec![1, 2, 3])].into();
+    state.commit(0, &genesis).unwrap();
+    let mut roots = vec![];
+    for height in 1..=3u64 {
+        let changes: BTreeMap<StateKey, Vec<u8>> = [(
+            StateKey::Issuer(format!("issuer-{height}")),
+            vec![height as u8],
+        )]
+        .into();
+        let (root, nodes) = state.prepare(height, &changes).unwrap();
+        // Nothing is visible before the commit.
+        assert_eq!(store.committed_height().unwrap(), height - 1);
+        let block = Block {
+            header: header(height, root),
+            transactions: vec![],
+        };
+        store
+            .commit_block(&block, &certificate(height), &nodes)
+            .unwrap();
+        state.mark_written(height);
+        roots.push(root);
+    }
+    // A block out of order is refused.
+    let (root, nodes) = state.prepare(9, &BTreeMap::new()).unwrap();
+    assert!(matches!(
+        store.commit_block(
+            &Block {
+                header: header(9, root),
+                transactions: vec![]
+            },
+            &certificate(9),
+            &nodes
+        ),
+        Err(NodeError::OutOfOrder {
+            height: 9,
+            committed: 3
+        })
+    ));
+    drop(state);
+    drop(store);
+
+    let store = Store::open(dir.path(), CHAIN).unwrap();
+    assert_eq!(store.committed_height().unwrap(), 3);
+    assert_eq!(store.block(2).unwrap().unwrap().header.state_root, roots[1]);
+    assert_eq!(store.certificate(3).unwrap().unwrap(), certificate(3));
+    let state = AuthenticatedState::new(store.tree(), Some(3));
+    for height in 1..=3u64 {
+        assert_eq!(state.root(height).unwrap(), roots[height as usize - 1]);
+        let key = StateKey::Issuer(format!("issuer-{height}"));
+        let (value, proof) = state.prove(&key, 3).unwrap();
+        proof.verify(roots[2], &key, value.as_deref()).unwrap();
+        assert_eq!(value, Some(vec![height as u8]));
+    }
+    let (absent, proof) = state
+        .prove(&StateKey::Issuer("issuer-3".into()), 2)
+        .unwrap();
+    assert!(absent.is_none());
+    proof
+        .verify(roots[1], &StateKey::Issuer("issuer-3".into()), None)
+        .unwrap();
+}
+
+#[test]
+fn a_restarted_engine_replays_its_log_from_the_data_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<SigningKey> = (0..4)
+        .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
+        .collect();
+    let set = ValidatorSet::new(
+        keys.iter()
+            .map(|k| ValidatorInfo {
+                public_key: k.verifying_key().into(),
+                voting_power: 10,
+            })
+            .collect(),
+    )
+    .unwrap();
+    let timeouts = Timeouts::from_params(&ConsensusParams::default());
+    let sign_path = dir.path().join("sign_state");
+    let status = {
+        let store = Store::open(&dir.path().join("data"), CHAIN).unwrap();
+        let signer = GuardedSigner::new(keys[0].clone(), SignStateFile::new(&sign_path)).unwrap();
+        let mut engine = Engine::new(
+            CHAIN,
+            timeouts,
+            set.clone(),
+            Some(signer),
+            RocksWal::open(store).unwrap(),
+        );
+        engine.start_height(Height(1), set.clone()).unwrap();
+        engine
+            .handle(Input::Timeout(Timeout {
+                height: Height(1),
+                round: Round(0),
+                step: Step::Propose,
+            }))
+            .unwrap();
+        engine
+            .handle(Input::Timeout(Timeout {
+                height: Height(1),
+                round: Round(0),
+                step: Step::Precommit,
+            }))
+            .unwrap();
+        engine.status()
+    };
+    assert_eq!((status.round, status.step), (Round(1), Step::Propose));
+    let store = Store::open(&dir.path().join("data"), CHAIN).unwrap();
+    let signer = GuardedSigner::new(keys[0].clone(), SignStateFile::new(&sign_path)).unwrap();
+    let (engine, effects) = Engine::recover(
+        CHAIN,
+        timeouts,
+        set,
+        Height(1),
+        Some(signer),
+        RocksWal::open(store).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(engine.status(), status);
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, cairn_consensus::Effect::SignRefused(_))),
+        "{effects:?}"
+    );
+}
