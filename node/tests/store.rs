@@ -169,7 +169,7 @@ fn a_restarted_engine_replays_its_log_from_the_data_folder() {
     };
     assert_eq!((status.round, status.step), (Round(1), Step::Propose));
     let store = Store::open(&dir.path().join("data"), CHAIN).unwrap();
-    let signer = GuardedSigner::new(keys[0].clone(), SignStateFile::new(&sign_path)).unwrap();
+    let signer = GuardedSigner::new(keys[0].clone(), SignStateFile::new(sign_path)).unwrap();
     let (engine, effects) = Engine::recover(
         CHAIN,
         timeouts,
