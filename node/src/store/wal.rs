@@ -12,6 +12,9 @@ use rocksdb::{IteratorMode, WriteBatch};
 
 use super::{Store, WAL, encode, synced};
 
+/// A log record as RocksDB returns it: key and value.
+type RawEntry = (Box<[u8]>, Box<[u8]>);
+
 /// The write-ahead log.
 pub struct RocksWal {
     store: Store,
@@ -73,7 +76,7 @@ impl Wal for RocksWal {
 
     fn entries(&self) -> Result<Vec<WalEntry>, ConsensusError> {
         let cf = self.store.cf(WAL).map_err(wal_error)?;
-        let raw: Vec<(Box<[u8]>, Box<[u8]>)> = self
+        let raw: Vec<RawEntry> = self
             .store
             .db()
             .iterator_cf(cf, IteratorMode::Start)
