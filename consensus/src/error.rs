@@ -104,6 +104,19 @@ pub enum ConsensusError {
         /// Last signed step.
         last_step: Step,
     },
+    /// A replay wants a different message than the one this node logged as
+    /// signed at this position (the log lost inputs): it stays silent there.
+    #[error(
+        "height {height} round {round} {step:?}: the replay differs from the logged signed message; staying silent"
+    )]
+    ReplayDiverged {
+        /// Height.
+        height: Height,
+        /// Round.
+        round: Round,
+        /// Step.
+        step: Step,
+    },
     /// The durable record of the last signed state could not be read or written.
     #[error("sign state storage failed: {0}")]
     SignStateStorage(String),
@@ -122,6 +135,7 @@ impl ConsensusError {
         !matches!(
             self,
             ConsensusError::DoubleSignRefused { .. }
+                | ConsensusError::ReplayDiverged { .. }
                 | ConsensusError::SignStateStorage(_)
                 | ConsensusError::Wal(_)
                 | ConsensusError::NotAValidator

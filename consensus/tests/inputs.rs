@@ -263,3 +263,35 @@ fn a_certificate_from_sync_decides_and_a_bad_one_is_refused() {
     let effects = lagging.handle(Input::Certificate(cert.clone())).unwrap();
     assert_eq!(decision(&effects), Some(&cert));
 }
+
+#[test]
+fn a_sign_state_storage_failure_stops_the_engine() {
+    struct FullDisk;
+    impl cairn_consensus::SignStateStore for FullDisk {
+        fn load(&self) -> Result<Option<cairn_consensus::LastSigned>, ConsensusError> {
+            Ok(None)
+        }
+        fn store(&mut self, _: &cairn_consensus::LastSigned) -> Result<(), ConsensusError> {
+            Err(ConsensusError::SignStateStorage("disk full".into()))
+        }
+    }
+    let net = Net::new(4);
+    let signer = cairn_consensus::GuardedSigner::new(net.keys[0].clone(), FullDisk).unwrap();
+    let mut e = cairn_consensus::Engine::new(
+        net.chain,
+        Net::timeouts(),
+        net.set.clone(),
+        Some(signer),
+        cairn_consensus::MemoryWal::default(),
+    );
+    e.start_height(H, net.set.clone()).unwrap();
+    // The propose timeout makes it prevote: the signature cannot be recorded.
+    let err = e.handle(timeout(0, Step::Propose)).unwrap_err();
+    assert!(matches!(err, ConsensusError::SignStateStorage(_)), "{err}");
+    assert!(!err.is_misbehaviour());
+    // And it stays stopped.
+    assert!(
+        e.handle(Input::Vote(net.vote(1, 0, VoteKind::Prevote, None)))
+            .is_err()
+    );
+}

@@ -192,3 +192,47 @@ fn a_log_of_an_older_height_is_ignored() {
         vec![WalEntry::StartHeight(Height(2))]
     );
 }
+
+#[test]
+fn a_storage_failure_during_replay_stops_the_recovery() {
+    struct FullDisk;
+    impl SignStateStore for FullDisk {
+        fn load(
+            &self,
+        ) -> Result<Option<cairn_consensus::LastSigned>, cairn_consensus::ConsensusError> {
+            Ok(None)
+        }
+        fn store(
+            &mut self,
+            _: &cairn_consensus::LastSigned,
+        ) -> Result<(), cairn_consensus::ConsensusError> {
+            Err(cairn_consensus::ConsensusError::SignStateStorage(
+                "disk full".into(),
+            ))
+        }
+    }
+    let net = Net::new(4);
+    // A log whose replay must sign (its signed message was never logged).
+    let mut wal = MemoryWal::default();
+    wal.reset(H).unwrap();
+    wal.append(&WalEntry::Input(timeout(0, Step::Propose)))
+        .unwrap();
+    wal.commit().unwrap();
+    let signer = GuardedSigner::new(net.keys[0].clone(), FullDisk).unwrap();
+    let result = Engine::recover(
+        net.chain,
+        Net::timeouts(),
+        net.set.clone(),
+        H,
+        Some(signer),
+        wal,
+    );
+    assert!(
+        matches!(
+            result,
+            Err(cairn_consensus::ConsensusError::SignStateStorage(_))
+        ),
+        "{:?}",
+        result.err()
+    );
+}

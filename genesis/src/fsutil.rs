@@ -1,4 +1,5 @@
-//! Small file helpers: durable writes and capped reads.
+//! Small file helpers: durable writes and capped reads. [`write_atomic`]
+//! is shared with the node (its sign state file).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -29,7 +30,7 @@ pub(crate) fn read_capped(path: &Path, limit: u64) -> Result<String, GenesisErro
 
 /// Replaces `path` with `bytes` atomically: a crash leaves either the old or
 /// the new file, never a torn one.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GenesisError> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GenesisError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

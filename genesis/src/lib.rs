@@ -39,6 +39,7 @@ pub use document::{
     Validator,
 };
 pub use error::GenesisError;
+pub use fsutil::write_atomic;
 pub use hash::{GENESIS_DOMAIN, Hash};
 pub use key::{KeyDefect, PeerId, PublicKey};
 pub use keyfile::{KeyPair, MAX_KEY_FILE_BYTES};

@@ -44,9 +44,6 @@ pub enum NodeError {
         /// What is wrong.
         reason: String,
     },
-    /// The home folder cannot be set up or used as asked.
-    #[error("{0}")]
-    Home(String),
     /// A block that does not follow the committed chain.
     #[error("block {height} does not follow the committed height {committed}")]
     OutOfOrder {

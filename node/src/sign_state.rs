@@ -8,8 +8,6 @@
 //! Its content is borsh with a blake3 checksum, so a damaged file is an
 //! error, never a silently empty record.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use cairn_consensus::{ConsensusError, LastSigned, SignStateStore};
@@ -69,20 +67,7 @@ impl SignStateStore for SignStateFile {
         let mut bytes = borsh::to_vec(state).map_err(|e| storage(&self.path, e))?;
         let checksum = Hash::domain(CHECKSUM_DOMAIN, &bytes);
         bytes.extend_from_slice(&checksum.0);
-        let tmp = self.path.with_extension("tmp");
-        let write = || -> std::io::Result<()> {
-            let mut file = File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            let dir = self
-                .path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            File::open(dir)?.sync_all()
-        };
-        write().map_err(|e| storage(&self.path, e))
+        cairn_genesis::write_atomic(&self.path, &bytes).map_err(|e| storage(&self.path, e))
     }
 }
 

@@ -51,13 +51,10 @@ fn position(msg: &Message) -> (Round, Step) {
 /// its state disagree): it must stay silent there.
 fn diverged(earlier: &Message) -> ConsensusError {
     let (round, step) = position(earlier);
-    ConsensusError::DoubleSignRefused {
+    ConsensusError::ReplayDiverged {
         height: earlier.height(),
         round,
         step,
-        last_height: earlier.height(),
-        last_round: round,
-        last_step: step,
     }
 }
 
@@ -138,6 +135,10 @@ pub struct Engine<S: Signer, W: Wal> {
     /// Messages this node signed at the current height, by (round, step).
     signed: BTreeMap<(Round, Step), Message>,
     replaying: bool,
+    /// The inputs being handled were verified before (buffered or logged).
+    trusted_input: bool,
+    /// A local failure (the signer's storage) that stopped the engine.
+    failure: Option<ConsensusError>,
     logged: bool,
 }
 
@@ -163,6 +164,8 @@ impl<S: Signer, W: Wal> Engine<S, W> {
             future: BTreeMap::new(),
             signed: BTreeMap::new(),
             replaying: false,
+            trusted_input: false,
+            failure: None,
             logged: false,
         }
     }
@@ -183,6 +186,7 @@ impl<S: Signer, W: Wal> Engine<S, W> {
         match entries.split_first() {
             Some((WalEntry::StartHeight(logged), rest)) if *logged == height => {
                 engine.replaying = true;
+                engine.trusted_input = true;
                 let signed: BTreeMap<(Round, Step), Message> = rest
                     .iter()
                     .filter_map(|entry| match entry {
@@ -193,16 +197,21 @@ impl<S: Signer, W: Wal> Engine<S, W> {
                 engine.reset(height, set);
                 engine.signed = signed;
                 let mut effects = engine.enter_height();
+                engine.check_failure()?;
                 for entry in rest {
                     if let WalEntry::Input(input) = entry {
                         // A logged input was valid when logged and the replayed state
-                        // is the same, so errors cannot occur; skip one if it does.
-                        if let Ok(more) = engine.handle(input.clone()) {
-                            effects.extend(more);
+                        // is the same, so it is not refused again; a local failure
+                        // (the signer's storage) stops the recovery.
+                        match engine.handle(input.clone()) {
+                            Ok(more) => effects.extend(more),
+                            Err(err) if err.is_misbehaviour() => {}
+                            Err(err) => return Err(err),
                         }
                     }
                 }
                 engine.replaying = false;
+                engine.trusted_input = false;
                 Ok((engine, effects))
             }
             _ => {
@@ -219,18 +228,27 @@ impl<S: Signer, W: Wal> Engine<S, W> {
         set: ValidatorSet,
     ) -> Result<Vec<Effect>, ConsensusError> {
         self.wal.reset(height)?;
+        self.check_failure()?;
         let mut effects = self.begin(height, set);
+        self.check_failure()?;
         let buffered = self.future.remove(&height).unwrap_or_default();
         self.future.retain(|h, _| *h > height);
+        self.trusted_input = true;
+        let mut result = Ok(());
         for (_, input) in buffered {
             match self.handle(input) {
                 Ok(more) => effects.extend(more),
                 // Buffered messages were checked against the previous set; a
-                // message the new set refuses is dropped.
+                // message the new set refuses (by membership) is dropped.
                 Err(err) if err.is_misbehaviour() => {}
-                Err(err) => return Err(err),
+                Err(err) => {
+                    result = Err(err);
+                    break;
+                }
             }
         }
+        self.trusted_input = false;
+        result?;
         self.wal.commit()?;
         Ok(effects)
     }
@@ -294,13 +312,24 @@ impl<S: Signer, W: Wal> Engine<S, W> {
     /// reject the input and change nothing; others are local failures (the
     /// log or the signer's storage) that should stop the node.
     pub fn handle(&mut self, input: Input) -> Result<Vec<Effect>, ConsensusError> {
+        self.check_failure()?;
         self.logged = false;
         let mut effects = Vec::new();
         self.apply(input, &mut effects)?;
+        self.check_failure()?;
         if self.logged && !self.replaying {
             self.wal.commit()?;
         }
         Ok(effects)
+    }
+
+    /// A local failure, once it happened, stops the engine for good: the
+    /// node must not go on without its durable sign state.
+    fn check_failure(&self) -> Result<(), ConsensusError> {
+        match &self.failure {
+            Some(err) => Err(err.clone()),
+            None => Ok(()),
+        }
     }
 
     /// What to send again when peers may have missed it: this node's own

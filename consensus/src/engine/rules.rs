@@ -76,7 +76,7 @@ impl<S: Signer, W: Wal> Engine<S, W> {
                 effects.push(Effect::Broadcast(Message::Proposal(sp)));
             }
             Ok(other) => effects.push(Effect::SignRefused(diverged(&other))),
-            Err(err) => effects.push(Effect::SignRefused(err)),
+            Err(err) => self.refused(err, effects),
         }
     }
 
@@ -109,7 +109,20 @@ impl<S: Signer, W: Wal> Engine<S, W> {
                 effects.push(Effect::Broadcast(Message::Vote(sv)));
             }
             Ok(other) => effects.push(Effect::SignRefused(diverged(&other))),
-            Err(err) => effects.push(Effect::SignRefused(err)),
+            Err(err) => self.refused(err, effects),
+        }
+    }
+
+    /// A refusal to sign (already signed at or past this step) leaves this
+    /// node silent there; a storage failure stops the engine.
+    fn refused(&mut self, err: ConsensusError, effects: &mut Vec<Effect>) {
+        match err {
+            ConsensusError::DoubleSignRefused { .. } | ConsensusError::ReplayDiverged { .. } => {
+                effects.push(Effect::SignRefused(err));
+            }
+            other => {
+                self.failure.get_or_insert(other);
+            }
         }
     }
 

@@ -118,7 +118,6 @@ struct Node {
 
 struct World {
     scenario: Scenario,
-    seed: u64,
     rng: Rng,
     now: u64,
     seq: u64,
@@ -182,7 +181,6 @@ impl World {
             .collect();
         World {
             rng: Rng::new(seed),
-            seed,
             now: 0,
             seq: 0,
             queue: BinaryHeap::new(),
@@ -778,7 +776,6 @@ impl World {
                 previous = *at;
             }
         }
-        let _ = self.seed;
         Ok(Outcome {
             elapsed_ms: self.now,
             decided_heights: decided.len() as u64,
