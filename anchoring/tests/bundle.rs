@@ -7,27 +7,46 @@ mod common;
 #[path = "common/node.rs"]
 mod node;
 
-use std::collections::BTreeMap;
-
 use cairn_anchoring::{
-    Action, AnchorItem, CheckName, CredentialDocument, Presentation, ProofBundle, RevocationReason,
-    Status, Trust, verify,
+    Action, AnchorItem, CheckName, CredentialDocument, Field, Presentation, ProofBundle,
+    RevocationReason, Salt, Status, Trust, verify,
 };
 use cairn_genesis::{Hash, Timestamp};
 use common::*;
 use node::{Node, certify};
 use proptest::prelude::*;
 
+/// A driver's license with fixed salts, so that every run builds the same
+/// state (and the same proof sizes).
 fn license() -> CredentialDocument {
-    let fields: BTreeMap<String, String> = [
-        ("holder_name", "李四"),
-        ("id_number", "320102198805051234"),
-        ("class", "C1"),
+    license_salted(1)
+}
+
+/// The same fields under other salts: another credential.
+fn license_salted(base: u8) -> CredentialDocument {
+    let fields = [
+        ("holder_name", "李四", 0u8),
+        ("id_number", "320102198805051234", 1),
+        ("class", "C1", 2),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .map(|(k, v, i)| {
+        (
+            k.to_owned(),
+            Field {
+                value: v.to_owned(),
+                salt: Salt([base.wrapping_add(i); 32]),
+            },
+        )
+    })
     .collect();
-    CredentialDocument::new(DRIVER, POLICE, fields).unwrap()
+    let doc = CredentialDocument {
+        credential_type: DRIVER.into(),
+        issuer: POLICE.into(),
+        fields,
+    };
+    doc.check().unwrap();
+    doc
 }
 
 fn anchor(doc: &CredentialDocument) -> Action {
@@ -156,7 +175,7 @@ fn each_failure_names_its_check() {
     );
 
     // Another credential's presentation.
-    let stranger = Presentation::disclose(&license(), &["class"]).unwrap();
+    let stranger = Presentation::disclose(&license_salted(50), &["class"]).unwrap();
     assert_eq!(
         verify(&stranger, &bundle, &trust, node.time, None)
             .first_failure()
@@ -198,9 +217,10 @@ fn bundles_stay_small() {
     for validators in [4, 7, 31] {
         let (node, doc, _, _) = setup(validators);
         let size = node.bundle(doc.commitment(), false).encode().len();
-        // Header ~250 B, certificate 96 B per signer, three state proofs.
+        // A sanity bound, not the goal (BENCHMARKS.md has measured sizes):
+        // header and entries ~1 KB, 96 B per signature, three state proofs.
         assert!(
-            size < 1_500 + 100 * validators,
+            size < 2_000 + 100 * validators,
             "{validators} validators: {size} bytes"
         );
     }

@@ -176,6 +176,14 @@ impl VoteKeeper {
             .unwrap_or_default()
     }
 
+    /// Whether this very vote of the validator at `index` is already kept.
+    pub fn contains(&self, index: usize, vote: &SignedVote) -> bool {
+        self.rounds
+            .get(&vote.vote.round)
+            .and_then(|r| r.tally(vote.vote.kind).votes.get(&index))
+            .is_some_and(|kept| kept.contains(vote))
+    }
+
     /// Every counted vote of the validator at `index`.
     pub fn votes_of(&self, index: usize) -> Vec<SignedVote> {
         let mut out = Vec::new();

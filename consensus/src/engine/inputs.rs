@@ -130,14 +130,7 @@ impl<S: Signer, W: Wal> Engine<S, W> {
             .ok_or(ConsensusError::UnknownValidator {
                 validator: v.validator,
             })?;
-        if v.height == self.state.height
-            && self
-                .state
-                .votes
-                .votes_of(sender)
-                .iter()
-                .any(|known| known == &sv)
-        {
+        if v.height == self.state.height && self.state.votes.contains(sender, &sv) {
             return Ok(()); // already counted: skip the signature check
         }
         self.check_signature(sender, &v.sign_bytes(), &sv.signature)?;
