@@ -50,6 +50,13 @@ pub enum NodeCommand {
         #[arg(long)]
         observer: bool,
     },
+    /// Run the node in a home folder until SIGINT or SIGTERM: network,
+    /// consensus, mempool and the HTTP API, as config.toml says.
+    Run {
+        /// The node's home folder (made by `cairn node init`).
+        #[arg(long, value_name = "DIR")]
+        home: PathBuf,
+    },
 }
 
 /// `cairn keys …`

@@ -38,6 +38,7 @@ listen = "127.0.0.1:8080"
 max_body_bytes = 4194304
 
 [consensus]
+# Timeouts and block limits are in the genesis: every validator uses the same.
 # With an empty mempool, propose an empty block at most this often.
 idle_block_interval_ms = 1000
 # How often to re-send this node's own consensus messages.

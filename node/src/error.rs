@@ -52,6 +52,36 @@ pub enum NodeError {
         /// The committed height.
         committed: u64,
     },
+    /// A commit certificate that does not prove what it is used for.
+    #[error("invalid commit certificate: {0}")]
+    InvalidCertificate(String),
+    /// This node's state disagrees with what a quorum decided.
+    #[error("state diverged from the network: {0}")]
+    Diverged(String),
+    /// The node cannot start as configured.
+    #[error("{0}")]
+    Startup(String),
+    /// The network layer failed.
+    #[error("network: {0}")]
+    Network(String),
+    /// The mempool holds as much as it may.
+    #[error("the mempool is full ({txs} transactions, {bytes} bytes); try again later")]
+    MempoolFull {
+        /// Pending transactions.
+        txs: usize,
+        /// Their bytes.
+        bytes: usize,
+    },
+    /// Something larger than its limit.
+    #[error("{what} of {size} bytes is larger than the limit of {limit}")]
+    TooLarge {
+        /// What.
+        what: &'static str,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// The consensus engine refused or failed.
     #[error(transparent)]
     Consensus(#[from] cairn_consensus::ConsensusError),

@@ -18,6 +18,53 @@ pub fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
             key,
             observer,
         } => init(&Home::new(home), &genesis, key.as_deref(), observer),
+        NodeCommand::Run { home } => run_node(Home::new(home)),
+    }
+}
+
+/// Runs the node until SIGINT or SIGTERM; exits non-zero if it stopped on an error.
+fn run_node(home: Home) -> anyhow::Result<ExitCode> {
+    // Fail before starting anything if the home is unusable.
+    let (config, ..) = cairn_node::node::open(&home)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.node.log_level))
+        .with_context(|| format!("log_level {:?} in config.toml", config.node.log_level))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("stop requested; shutting down");
+            let _ = stop.send(true);
+        });
+        cairn_node::node::run(home, stopped, None).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

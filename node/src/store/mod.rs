@@ -11,6 +11,8 @@
 //! | `tx_index` | transaction id | height ‖ index in the block |
 //! | `wal` | sequence number | `WalEntry` (borsh) |
 //! | `evidence` | digest of the evidence | `Evidence` (borsh) |
+//! | `issuer_events` | issuer id ‖ 0 ‖ height ‖ index | transaction id |
+//! | `proposals` | height ‖ block hash | `Block` proposed at a height not yet committed |
 //!
 //! A decided block, its certificate, the state tree's new nodes and values,
 //! its index entries and the new committed height go in one synced write
@@ -44,7 +46,9 @@ pub(crate) const TREE_VALUES: &str = "tree_values";
 pub(crate) const TX_INDEX: &str = "tx_index";
 pub(crate) const WAL: &str = "wal";
 pub(crate) const EVIDENCE: &str = "evidence";
-const FAMILIES: [&str; 8] = [
+pub(crate) const ISSUER_EVENTS: &str = "issuer_events";
+pub(crate) const PROPOSALS: &str = "proposals";
+const FAMILIES: [&str; 10] = [
     META,
     BLOCKS,
     CERTIFICATES,
@@ -53,6 +57,8 @@ const FAMILIES: [&str; 8] = [
     TX_INDEX,
     WAL,
     EVIDENCE,
+    ISSUER_EVENTS,
+    PROPOSALS,
 ];
 
 const GENESIS_KEY: &[u8] = b"genesis";
@@ -62,6 +68,15 @@ const HEIGHT_KEY: &[u8] = b"committed_height";
 #[derive(Clone)]
 pub struct Store {
     db: Arc<DB>,
+}
+
+fn issuer_event_key(issuer: &str, height: u64, index: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(issuer.len() + 13);
+    key.extend_from_slice(issuer.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&height.to_be_bytes());
+    key.extend_from_slice(&index.to_be_bytes());
+    key
 }
 
 pub(crate) fn synced() -> WriteOptions {
@@ -199,12 +214,90 @@ impl Store {
         );
         for (index, tx) in block.transactions.iter().enumerate() {
             let index = u32::try_from(index).unwrap_or(u32::MAX);
-            batch.put_cf(self.cf(TX_INDEX)?, tx.id().0, encode(&(height, index)));
+            let id = tx.id();
+            batch.put_cf(self.cf(TX_INDEX)?, id.0, encode(&(height, index)));
+            batch.put_cf(
+                self.cf(ISSUER_EVENTS)?,
+                issuer_event_key(&tx.tx.issuer, height, index),
+                id.0,
+            );
         }
         tree::add_to_batch(self, &mut batch, tree)?;
+        // Proposals of this height are settled.
+        batch.delete_range_cf(
+            self.cf(PROPOSALS)?,
+            height.to_be_bytes(),
+            (height + 1).to_be_bytes(),
+        );
         batch.put_cf(self.cf(META)?, HEIGHT_KEY, height.to_be_bytes());
         self.db.write_opt(batch, &synced())?;
         Ok(())
+    }
+
+    /// Keeps a block proposed at a height not yet committed, so that a
+    /// restarted node still holds the values its consensus log names. Not
+    /// synced: the log's next synced write makes it durable first.
+    pub fn keep_proposal(&self, block: &Block) -> Result<(), NodeError> {
+        let mut key = block.header.height.to_be_bytes().to_vec();
+        key.extend_from_slice(&block.header.hash().0);
+        self.db.put_cf(self.cf(PROPOSALS)?, key, encode(block))?;
+        Ok(())
+    }
+
+    /// The blocks kept by [`Store::keep_proposal`] for `height`.
+    pub fn proposals(&self, height: u64) -> Result<Vec<Block>, NodeError> {
+        let prefix = height.to_be_bytes();
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(PROPOSALS)?,
+            rocksdb::IteratorMode::From(&prefix, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            out.push(decode("kept proposal", &value)?);
+        }
+        Ok(out)
+    }
+
+    /// Transaction ids of `issuer`'s committed transactions, oldest first,
+    /// from height `from` on, at most `limit`.
+    pub fn issuer_transactions(
+        &self,
+        issuer: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, u32, Hash)>, NodeError> {
+        let start = issuer_event_key(issuer, from, 0);
+        let prefix_len = issuer.len() + 1;
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(ISSUER_EVENTS)?,
+            rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            if out.len() >= limit
+                || key.len() != prefix_len + 12
+                || key[..prefix_len] != start[..prefix_len]
+            {
+                break;
+            }
+            let height = u64::from_be_bytes(
+                key[prefix_len..prefix_len + 8]
+                    .try_into()
+                    .unwrap_or_default(),
+            );
+            let index = u32::from_be_bytes(key[prefix_len + 8..].try_into().unwrap_or_default());
+            let id: [u8; 32] = value.as_ref().try_into().map_err(|_| NodeError::Corrupt {
+                what: "issuer event index",
+                reason: "a transaction id is not 32 bytes".into(),
+            })?;
+            out.push((height, index, Hash(id)));
+        }
+        Ok(out)
     }
 
     /// Stores evidence of a validator's equivocation (idempotent).

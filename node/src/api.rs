@@ -1,0 +1,513 @@
+//! The HTTP API: JSON in and out, hashes and keys in lowercase hex, times
+//! in RFC 3339. Every error is `{"error": {"code", "message"}}` with a
+//! fitting status: 400 for input that can never be valid (malformed,
+//! badly signed, another chain), 422 for a transaction the ledger refuses
+//! (unknown issuer, illegal transition, replay), 404 for what is not
+//! there, 413 for a body over the limit, 503 when the mempool is full.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cairn_anchoring::{
+    AnchoringError, Commitment, CredentialRecord, SignedTransaction, StateKey, TxInclusion,
+};
+use cairn_consensus::{CommitCertificate, Evidence};
+use cairn_genesis::{CredentialType, Hash, Issuer, Timestamp};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::NodeError;
+use crate::mempool::{Admission, lock, read};
+use crate::node::Shared;
+
+/// The API's routes over the node's shared state.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let limit = usize::try_from(shared.config.api.max_body_bytes).unwrap_or(usize::MAX);
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/txs", post(submit))
+        .route("/v1/txs/{hash}", get(transaction))
+        .route("/v1/blocks/{height}", get(block))
+        .route("/v1/credentials/{commitment}", get(credential))
+        .route("/v1/credentials/{commitment}/bundle", get(bundle))
+        .route("/v1/credentials/{commitment}/trace", get(trace))
+        .route("/v1/issuers", get(issuers))
+        .route("/v1/types", get(types))
+        .route("/v1/evidence", get(evidence))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(shared)
+}
+
+/// An API error: status, stable code, message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: String,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// `SomeVariant { .. }` → `some_variant`.
+fn variant_code(debug: &str) -> String {
+    let name: String = debug
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let mut code = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                code.push('_');
+            }
+            code.push(c.to_ascii_lowercase());
+        } else {
+            code.push(c);
+        }
+    }
+    code
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            NodeError::Anchoring(a) => {
+                let status = match a {
+                    AnchoringError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                    AnchoringError::Decode { .. }
+                    | AnchoringError::Malformed { .. }
+                    | AnchoringError::WrongChain { .. }
+                    | AnchoringError::BadSignature { .. } => StatusCode::BAD_REQUEST,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                ApiError::new(status, &variant_code(&format!("{a:?}")), message)
+            }
+            NodeError::MempoolFull { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "mempool_full", message)
+            }
+            NodeError::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+            }
+            other => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &variant_code(&format!("{other:?}")),
+                message,
+            ),
+        }
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn ok(value: Value) -> ApiResult {
+    Ok(Json(value).into_response())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found(
+        "no such endpoint; see /v1/status, /v1/txs, /v1/blocks/{height}, /v1/credentials/{commitment}",
+    )
+}
+
+/// Runs blocking store work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+}
+
+fn parse_hash(what: &str, text: &str) -> Result<Hash, ApiError> {
+    Hash::from_hex(text).map_err(|e| {
+        ApiError::bad_request(
+            &format!("invalid_{what}"),
+            format!("{what} {text:?} is not 64 lowercase hex digits: {e}"),
+        )
+    })
+}
+
+async fn status(State(s): State<Arc<Shared>>) -> ApiResult {
+    let chain = read(&s.chain);
+    let height = chain.height();
+    let last = chain
+        .last_header()
+        .map(|h| json!({"hash": h.hash(), "time": h.time.to_rfc3339(), "height": h.height}));
+    let validators: Vec<Value> = s
+        .genesis
+        .validators
+        .iter()
+        .map(|v| {
+            json!({"name": v.name, "agency_id": v.agency_id, "region": v.region,
+                   "public_key": v.public_key, "peer_id": v.peer_id.to_string(),
+                   "voting_power": v.voting_power})
+        })
+        .collect();
+    let m = &s.metrics;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let peer_height = load(&m.peer_height);
+    let (pending, bytes) = {
+        let pool = lock(&s.mempool);
+        (pool.len(), pool.bytes())
+    };
+    ok(json!({
+        "chain_id": s.genesis.chain_id,
+        "genesis_hash": chain.id(),
+        "height": height,
+        "round": load(&m.round),
+        "last_block": last,
+        "role": if s.validator { "validator" } else { "observer" },
+        "peer_id": s.peer_id,
+        "peers": load(&m.peers),
+        "syncing": peer_height > height + 1,
+        "peer_height": peer_height,
+        "mempool": {"transactions": pending, "bytes": bytes},
+        "validators": validators,
+    }))
+}
+
+async fn submit(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "the request body is larger than {} bytes",
+                    s.config.api.max_body_bytes
+                ),
+            )
+        } else {
+            ApiError::bad_request("unreadable_body", e.body_text())
+        }
+    })?;
+    let binary = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
+    let bytes = if binary {
+        body.to_vec()
+    } else {
+        let tx: SignedTransaction = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "malformed_json",
+                format!("the body is not a signed transaction in JSON: {e}"),
+            )
+        })?;
+        tx.encode()
+    };
+    let shared = s.clone();
+    let (_, id, admission) = blocking(move || Ok(shared.submit(&bytes)?)).await?;
+    let (status, body) = match admission {
+        Admission::Added => (
+            StatusCode::ACCEPTED,
+            json!({"hash": id, "status": "pending"}),
+        ),
+        Admission::AlreadyPending => (StatusCode::OK, json!({"hash": id, "status": "pending"})),
+        Admission::AlreadyCommitted(height, index) => (
+            StatusCode::OK,
+            json!({"hash": id, "status": "committed", "height": height, "index": index}),
+        ),
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+async fn transaction(State(s): State<Arc<Shared>>, Path(hash): Path<String>) -> ApiResult {
+    let id = parse_hash("transaction_hash", &hash)?;
+    if let Some((height, index)) = s.store.transaction_location(&id)? {
+        return ok(json!({"hash": id, "status": "committed", "height": height, "index": index}));
+    }
+    let pool = lock(&s.mempool);
+    if pool.contains(&id) {
+        return ok(json!({"hash": id, "status": "pending"}));
+    }
+    if let Some(reason) = pool.rejection(&id) {
+        return ok(json!({"hash": id, "status": "rejected", "error": reason}));
+    }
+    Err(ApiError::not_found(format!(
+        "transaction {id} is neither committed, pending nor recently rejected here"
+    )))
+}
+
+/// A commit certificate in JSON.
+pub fn certificate_json(c: &CommitCertificate) -> Value {
+    json!({
+        "chain": c.chain,
+        "height": c.height.0,
+        "round": c.round.0,
+        "block_hash": c.value.0,
+        "signatures": c.signatures.iter().map(|s| json!({
+            "validator": s.validator,
+            "signature": hex::encode(s.signature.0),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn block(State(s): State<Arc<Shared>>, Path(height): Path<String>) -> ApiResult {
+    let height: u64 = height.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_height",
+            format!("height {height:?} is not a number"),
+        )
+    })?;
+    let shared = s.clone();
+    let found = blocking(move || Ok(read(&shared.chain).certified_block(height)?)).await?;
+    let Some((block, cert)) = found else {
+        let committed = read(&s.chain).height();
+        return Err(ApiError::not_found(format!(
+            "no block at height {height}; the committed height is {committed}"
+        )));
+    };
+    ok(json!({
+        "hash": block.header.hash(),
+        "header": block.header,
+        "transactions": block.transactions.iter().map(SignedTransaction::id).collect::<Vec<_>>(),
+        "certificate": certificate_json(&cert),
+    }))
+}
+
+fn parse_commitment(text: &str) -> Result<Commitment, ApiError> {
+    parse_hash("commitment", text).map(Commitment)
+}
+
+fn record_json(record: &CredentialRecord, now: Timestamp) -> Value {
+    json!({
+        "commitment": record.commitment,
+        "credential_type": record.credential_type,
+        "issuer": record.issuer,
+        "valid_until": record.valid_until.map(|t| t.to_rfc3339()),
+        "status": record.status_at(now),
+        "status_text": record.status_at(now).to_string(),
+        "since": record.since().map(|t| t.to_rfc3339()),
+        "events": record.events.iter().map(|e| json!({
+            "event": e.kind,
+            "height": e.height,
+            "time": e.time.to_rfc3339(),
+            "transaction": e.tx,
+            "index": e.tx_index,
+            "actor": e.actor,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn credential(State(s): State<Arc<Shared>>, Path(c): Path<String>) -> ApiResult {
+    let commitment = parse_commitment(&c)?;
+    let record: Option<CredentialRecord> =
+        read(&s.chain).read(&StateKey::Credential(commitment))?;
+    match record {
+        Some(r) => ok(record_json(&r, Timestamp::now())),
+        None => Err(ApiError::not_found(format!(
+            "credential {commitment} was never anchored on this chain"
+        ))),
+    }
+}
+
+#[derive(Deserialize)]
+struct BundleQuery {
+    #[serde(default)]
+    events: bool,
+}
+
+async fn bundle(
+    State(s): State<Arc<Shared>>,
+    Path(c): Path<String>,
+    Query(q): Query<BundleQuery>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let commitment = parse_commitment(&c)?;
+    let shared = s.clone();
+    let found = blocking(move || Ok(read(&shared.chain).bundle(&commitment, q.events)?)).await?;
+    let Some(bundle) = found else {
+        return Err(ApiError::not_found(format!(
+            "credential {commitment} was never anchored on this chain"
+        )));
+    };
+    let bytes = bundle.encode();
+    let binary = headers
+        .get(header::ACCEPT)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
+    if binary {
+        return Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response());
+    }
+    ok(json!({
+        "commitment": commitment,
+        "height": bundle.header.height,
+        "time": bundle.header.time.to_rfc3339(),
+        "status": bundle.record.status_at(bundle.header.time),
+        "bytes": bytes.len(),
+        "bundle": hex::encode(&bytes),
+    }))
+}
+
+async fn trace(State(s): State<Arc<Shared>>, Path(c): Path<String>) -> ApiResult {
+    let commitment = parse_commitment(&c)?;
+    let shared = s.clone();
+    let out = blocking(move || {
+        let chain = read(&shared.chain);
+        let Some(record) = chain.read::<CredentialRecord>(&StateKey::Credential(commitment))?
+        else {
+            return Err(ApiError::not_found(format!(
+                "credential {commitment} was never anchored on this chain"
+            )));
+        };
+        let set = chain.validators();
+        let mut events = Vec::new();
+        for e in &record.events {
+            let proof = chain.event_proof(e.height, e.tx_index)?;
+            let finality = proof.certificate.verify(chain.id(), set);
+            let included = proof.inclusion.verify(&proof.header)
+                && proof.certificate.value == proof.header.value_id()
+                && proof.inclusion.transaction.id() == e.tx;
+            events.push(json!({
+                "event": e.kind,
+                "height": e.height,
+                "time": e.time.to_rfc3339(),
+                "actor": e.actor,
+                "transaction": e.tx,
+                "action": proof.inclusion.transaction.tx.action,
+                "proof": {
+                    "block_hash": proof.header.hash(),
+                    "included": included,
+                    "finalized": finality.is_ok(),
+                    "signers": finality.map(|v| v.signers.len()).unwrap_or(0),
+                    "inclusion": inclusion_json(&proof.inclusion),
+                    "certificate": certificate_json(&proof.certificate),
+                },
+            }));
+        }
+        Ok(json!({
+            "record": record_json(&record, Timestamp::now()),
+            "events": events,
+        }))
+    })
+    .await?;
+    ok(out)
+}
+
+fn inclusion_json(inclusion: &TxInclusion) -> Value {
+    serde_json::to_value(&inclusion.proof).unwrap_or(Value::Null)
+}
+
+async fn issuers(State(s): State<Arc<Shared>>) -> ApiResult {
+    let chain = read(&s.chain);
+    let mut out = Vec::new();
+    for i in &s.genesis.issuers {
+        if let Some(issuer) = chain.read::<Issuer>(&StateKey::Issuer(i.id.clone()))? {
+            out.push(serde_json::to_value(issuer).unwrap_or(Value::Null));
+        }
+    }
+    ok(json!({"issuers": out}))
+}
+
+async fn types(State(s): State<Arc<Shared>>) -> ApiResult {
+    let chain = read(&s.chain);
+    let mut out = Vec::new();
+    for t in &s.genesis.credential_types {
+        if let Some(ty) = chain.read::<CredentialType>(&StateKey::CredentialType(t.code.clone()))? {
+            out.push(serde_json::to_value(ty).unwrap_or(Value::Null));
+        }
+    }
+    ok(json!({"types": out}))
+}
+
+async fn evidence(State(s): State<Arc<Shared>>) -> ApiResult {
+    let list: Vec<Value> = s
+        .store
+        .evidence()?
+        .iter()
+        .map(|e| match e {
+            Evidence::ConflictingVotes {
+                first: a,
+                second: b,
+            } => json!({
+                "kind": "conflicting_votes",
+                "validator": a.vote.validator,
+                "height": a.vote.height.0,
+                "round": a.vote.round.0,
+                "votes": [vote_json(a), vote_json(b)],
+            }),
+            Evidence::ConflictingProposals {
+                first: a,
+                second: b,
+            } => json!({
+                "kind": "conflicting_proposals",
+                "validator": a.proposal.proposer,
+                "height": a.proposal.height.0,
+                "round": a.proposal.round.0,
+                "proposals": [a.proposal.value.0, b.proposal.value.0],
+                "signatures": [hex::encode(a.signature.0), hex::encode(b.signature.0)],
+            }),
+        })
+        .collect();
+    ok(json!({"evidence": list}))
+}
+
+fn vote_json(v: &cairn_consensus::SignedVote) -> Value {
+    json!({
+        "kind": format!("{:?}", v.vote.kind).to_lowercase(),
+        "value": v.vote.value.map(|x| x.0),
+        "signature": hex::encode(v.signature.0),
+    })
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    let (txs, bytes) = {
+        let pool = lock(&s.mempool);
+        (pool.len(), pool.bytes())
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(txs, bytes),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::variant_code;
+
+    #[test]
+    fn codes_are_snake_case_variant_names() {
+        assert_eq!(
+            variant_code("UnknownIssuer { issuer: \"x\" }"),
+            "unknown_issuer"
+        );
+        assert_eq!(variant_code("MempoolFull"), "mempool_full");
+        assert_eq!(variant_code("Storage(\"x\")"), "storage");
+    }
+}

@@ -1,0 +1,461 @@
+//! The committed chain: blocks and the state tree in the store, and the
+//! three things consensus asks of the application — build a block, judge a
+//! proposed one (re-execute it), commit a decided one.
+//!
+//! A block is valid when it extends the committed chain (height, previous
+//! hash, validator set, a later time than its parent and not far in the
+//! future), holds at most `max_block_txs` transactions and
+//! `max_block_bytes`, its header commits to exactly its transactions,
+//! every transaction applies without refusal, and the state root in its
+//! header is the root after them. Refused transactions never enter a block:
+//! the proposer drops them, and a block that carries one is invalid.
+
+use cairn_anchoring::{
+    Action, AnchoringError, AuthenticatedState, Block, BlockContext, BlockHeader, BlockOutcome,
+    Commitment, CredentialRecord, EventProof, ProofBundle, SignedTransaction, StateKey,
+    apply_block, genesis_state, transactions_root,
+};
+use cairn_consensus::{CommitCertificate, ValidatorSet, ValueId};
+use cairn_genesis::{GenesisDocument, Hash, PublicKey, Timestamp};
+use jmt::storage::NodeBatch;
+
+use crate::NodeError;
+use crate::store::{RocksTree, Store};
+
+/// How far in the future of this node's clock a proposed block's time may be.
+pub const MAX_CLOCK_DRIFT_MS: u64 = 10_000;
+
+/// A block executed against the committed state, ready to commit.
+#[derive(Clone)]
+pub struct Executed {
+    /// The block.
+    pub block: Block,
+    /// The state tree's new nodes for the block's height.
+    nodes: NodeBatch,
+    /// Number of commitments the block anchors.
+    pub commitments: u64,
+}
+
+impl Executed {
+    /// The block's consensus value.
+    pub fn value(&self) -> ValueId {
+        self.block.header.value_id()
+    }
+}
+
+/// Why a proposed block is not valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidBlock(pub String);
+
+impl std::fmt::Display for InvalidBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The node's view of the committed chain.
+pub struct Chain {
+    genesis: GenesisDocument,
+    chain: Hash,
+    set: ValidatorSet,
+    store: Store,
+    state: AuthenticatedState<RocksTree>,
+    height: u64,
+    last_header: Option<BlockHeader>,
+}
+
+impl Chain {
+    /// Opens the chain in `store`; writes the genesis state (version 0) the first time.
+    pub fn open(store: Store, genesis: GenesisDocument) -> Result<Chain, NodeError> {
+        let chain = genesis.hash();
+        let set = ValidatorSet::from_genesis(&genesis)?;
+        let height = store.committed_height()?;
+        let mut state = AuthenticatedState::new(store.tree(), None);
+        if state.root(0).is_err() {
+            if height != 0 {
+                return Err(NodeError::Corrupt {
+                    what: "state tree",
+                    reason: format!("no genesis state under committed height {height}"),
+                });
+            }
+            state.commit(0, &genesis_state(&genesis))?;
+        }
+        let state = AuthenticatedState::new(store.tree(), Some(height));
+        let last_header = match height {
+            0 => None,
+            h => Some(
+                store
+                    .block(h)?
+                    .ok_or(NodeError::Corrupt {
+                        what: "block",
+                        reason: format!("committed block {h} is missing"),
+                    })?
+                    .header,
+            ),
+        };
+        Ok(Chain {
+            genesis,
+            chain,
+            set,
+            store,
+            state,
+            height,
+            last_header,
+        })
+    }
+
+    /// The chain's genesis hash.
+    pub fn id(&self) -> Hash {
+        self.chain
+    }
+
+    /// The genesis document.
+    pub fn genesis(&self) -> &GenesisDocument {
+        &self.genesis
+    }
+
+    /// The validator set (fixed by the genesis).
+    pub fn validators(&self) -> &ValidatorSet {
+        &self.set
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The committed height (0 before the first block).
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+
+    /// The header of the last committed block.
+    pub fn last_header(&self) -> Option<&BlockHeader> {
+        self.last_header.as_ref()
+    }
+
+    /// The hash the next block must name as its previous.
+    pub fn previous_hash(&self) -> Hash {
+        self.last_header
+            .as_ref()
+            .map_or(self.chain, BlockHeader::hash)
+    }
+
+    /// The earliest time the next block may have.
+    fn min_next_time(&self) -> Timestamp {
+        match &self.last_header {
+            Some(h) => Timestamp(h.time.0 + 1),
+            None => self.genesis.genesis_time,
+        }
+    }
+
+    fn context(&self, height: u64, time: Timestamp) -> BlockContext {
+        BlockContext {
+            chain: self.chain,
+            height,
+            time,
+            max_commitments_per_tx: self.genesis.consensus.max_commitments_per_tx as usize,
+            // Callers verify signatures before execution (mempool admission,
+            // or the proposal check below), never twice.
+            signatures_verified: true,
+        }
+    }
+
+    /// Checks `tx` (signature already verified) against the committed
+    /// state as if it were the only transaction of the next block at `time`.
+    pub fn check_transaction(
+        &self,
+        tx: &SignedTransaction,
+        time: Timestamp,
+    ) -> Result<(), AnchoringError> {
+        let ctx = self.context(self.height + 1, time);
+        let outcome = apply_block(&self.state.at(self.height), &ctx, std::slice::from_ref(tx))?;
+        match outcome.results.into_iter().next() {
+            Some(Err(refusal)) => Err(refusal),
+            _ => Ok(()),
+        }
+    }
+
+    /// Builds and executes the next block from `candidates` (signatures
+    /// verified, in mempool order), proposed by `proposer` at `now` (or just
+    /// after the parent, if the clock is behind it). Returns the block and
+    /// the candidates that were refused, with why.
+    pub fn build(
+        &self,
+        candidates: Vec<SignedTransaction>,
+        now: Timestamp,
+        proposer: PublicKey,
+    ) -> Result<(Executed, Vec<(SignedTransaction, AnchoringError)>), NodeError> {
+        let height = self.height + 1;
+        let time = Timestamp(now.0.max(self.min_next_time().0));
+        let ctx = self.context(height, time);
+        let view = self.state.at(self.height);
+        let outcome = apply_block(&view, &ctx, &candidates)?;
+        let mut refused = Vec::new();
+        let (txs, outcome) = if outcome.results.iter().all(Result::is_ok) {
+            (candidates, outcome)
+        } else {
+            let mut kept = Vec::with_capacity(candidates.len());
+            for (tx, result) in candidates.into_iter().zip(outcome.results) {
+                match result {
+                    Ok(_) => kept.push(tx),
+                    Err(e) => refused.push((tx, e)),
+                }
+            }
+            // A refused transaction changed nothing, so the others apply
+            // the same without it; run again for their receipts' positions.
+            let outcome = apply_block(&view, &ctx, &kept)?;
+            (kept, outcome)
+        };
+        let (state_root, nodes) = self.state.prepare(height, &outcome.changes)?;
+        let header = BlockHeader {
+            chain: self.chain,
+            height,
+            time,
+            previous: self.previous_hash(),
+            transactions_root: transactions_root(&txs),
+            transaction_count: u32::try_from(txs.len()).unwrap_or(u32::MAX),
+            state_root,
+            validator_set: self.set.hash(),
+            proposer,
+        };
+        let commitments = count_commitments(&txs);
+        Ok((
+            Executed {
+                block: Block {
+                    header,
+                    transactions: txs,
+                },
+                nodes,
+                commitments,
+            },
+            refused,
+        ))
+    }
+
+    /// Re-executes a proposed block for the next height. `known` tells
+    /// which transactions' signatures were verified already (mempool
+    /// admission); the others are verified here. `now` is this node's
+    /// clock, or `None` for a block already certified (its time was judged
+    /// by the validators who signed it).
+    pub fn execute(
+        &self,
+        block: &Block,
+        known: &dyn Fn(&Hash) -> bool,
+        now: Option<Timestamp>,
+    ) -> Result<Result<Executed, InvalidBlock>, NodeError> {
+        let invalid = |reason: String| Ok(Err(InvalidBlock(reason)));
+        let header = &block.header;
+        let height = self.height + 1;
+        if header.chain != self.chain {
+            return invalid(format!("block of chain {}", header.chain));
+        }
+        if header.height != height {
+            return invalid(format!(
+                "block at height {}, expected {height}",
+                header.height
+            ));
+        }
+        if header.previous != self.previous_hash() {
+            return invalid(format!(
+                "previous hash {} is not the committed block {}",
+                header.previous,
+                self.previous_hash()
+            ));
+        }
+        if header.validator_set != self.set.hash() {
+            return invalid("names another validator set".into());
+        }
+        if header.time < self.min_next_time() {
+            return invalid(format!(
+                "time {} is not after its parent's",
+                header.time.to_rfc3339()
+            ));
+        }
+        if let Some(now) = now
+            && header.time.0 > now.0.saturating_add(MAX_CLOCK_DRIFT_MS)
+        {
+            return invalid(format!(
+                "time {} is more than {MAX_CLOCK_DRIFT_MS} ms ahead of this node's clock",
+                header.time.to_rfc3339()
+            ));
+        }
+        let params = &self.genesis.consensus;
+        if block.transactions.len() > params.max_block_txs as usize {
+            return invalid(format!(
+                "{} transactions, more than {}",
+                block.transactions.len(),
+                params.max_block_txs
+            ));
+        }
+        let bytes: usize = block.transactions.iter().map(|t| t.encode().len()).sum();
+        if bytes as u64 > params.max_block_bytes {
+            return invalid(format!(
+                "{bytes} bytes of transactions, more than {}",
+                params.max_block_bytes
+            ));
+        }
+        if let Err(e) = block.check_transactions() {
+            return invalid(e.to_string());
+        }
+        for tx in &block.transactions {
+            if !known(&tx.id())
+                && let Err(e) = tx.verify_signature()
+            {
+                return invalid(e.to_string());
+            }
+        }
+        let outcome = apply_block(
+            &self.state.at(self.height),
+            &self.context(height, header.time),
+            &block.transactions,
+        )?;
+        if let Some((index, Err(e))) = outcome.results.iter().enumerate().find(|(_, r)| r.is_err())
+        {
+            return invalid(format!("transaction {index} is refused: {e}"));
+        }
+        let (root, nodes) = self.prepared(height, &outcome)?;
+        if root != header.state_root {
+            return invalid(format!(
+                "state root {} differs from the re-executed {root}",
+                header.state_root
+            ));
+        }
+        Ok(Ok(Executed {
+            block: block.clone(),
+            nodes,
+            commitments: count_commitments(&block.transactions),
+        }))
+    }
+
+    fn prepared(
+        &self,
+        height: u64,
+        outcome: &BlockOutcome,
+    ) -> Result<(Hash, NodeBatch), NodeError> {
+        Ok(self.state.prepare(height, &outcome.changes)?)
+    }
+
+    /// Commits an executed block with its certificate: one synced write.
+    pub fn commit(
+        &mut self,
+        executed: &Executed,
+        certificate: &CommitCertificate,
+    ) -> Result<(), NodeError> {
+        let header = &executed.block.header;
+        if certificate.value != header.value_id() || certificate.height.0 != header.height {
+            return Err(NodeError::InvalidCertificate(format!(
+                "the certificate for {} at height {} does not name block {}",
+                certificate.value.0,
+                certificate.height.0,
+                header.hash()
+            )));
+        }
+        self.store
+            .commit_block(&executed.block, certificate, &executed.nodes)?;
+        self.state.mark_written(header.height);
+        self.height = header.height;
+        self.last_header = Some(header.clone());
+        Ok(())
+    }
+
+    /// The value of `key` in the committed state, decoded.
+    pub fn read<T: borsh::BorshDeserialize>(&self, key: &StateKey) -> Result<Option<T>, NodeError> {
+        use cairn_anchoring::StateView;
+        self.state
+            .at(self.height)
+            .get(key)?
+            .map(|bytes| crate::store::decode("state entry", &bytes))
+            .transpose()
+    }
+
+    /// The committed block at `height` with its certificate.
+    pub fn certified_block(
+        &self,
+        height: u64,
+    ) -> Result<Option<(Block, CommitCertificate)>, NodeError> {
+        match (self.store.block(height)?, self.store.certificate(height)?) {
+            (Some(b), Some(c)) => Ok(Some((b, c))),
+            _ => Ok(None),
+        }
+    }
+
+    /// The proof of the transaction at `index` of block `height`.
+    pub fn event_proof(&self, height: u64, index: u32) -> Result<EventProof, NodeError> {
+        let (block, certificate) = self.certified_block(height)?.ok_or(NodeError::Corrupt {
+            what: "block",
+            reason: format!("committed block {height} is missing"),
+        })?;
+        let inclusion = block
+            .prove_transaction(index as usize)
+            .ok_or(NodeError::Corrupt {
+                what: "block",
+                reason: format!("block {height} has no transaction {index}"),
+            })?;
+        Ok(EventProof {
+            header: block.header,
+            certificate,
+            inclusion,
+        })
+    }
+
+    /// A proof bundle for `commitment` at the committed height, with the
+    /// proofs of its events if `with_events`. `None` if it was never
+    /// anchored, or before the first block.
+    pub fn bundle(
+        &self,
+        commitment: &Commitment,
+        with_events: bool,
+    ) -> Result<Option<ProofBundle>, NodeError> {
+        let height = self.height;
+        let Some((block, certificate)) = self.certified_block(height)? else {
+            return Ok(None);
+        };
+        let prove = |key: &StateKey| self.state.prove(key, height);
+        let (record, record_proof) = prove(&StateKey::Credential(*commitment))?;
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        let record: CredentialRecord = crate::store::decode("credential record", &record)?;
+        let (issuer, issuer_proof) = prove(&StateKey::Issuer(record.issuer.clone()))?;
+        let (credential_type, type_proof) =
+            prove(&StateKey::CredentialType(record.credential_type.clone()))?;
+        let missing = |what| NodeError::Corrupt {
+            what,
+            reason: format!("the record of {commitment} names a missing entry"),
+        };
+        let events = if with_events {
+            record
+                .events
+                .iter()
+                .map(|e| self.event_proof(e.height, e.tx_index))
+                .collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
+        Ok(Some(ProofBundle {
+            header: block.header,
+            certificate,
+            record,
+            record_proof,
+            issuer: crate::store::decode("issuer", &issuer.ok_or_else(|| missing("issuer"))?)?,
+            issuer_proof,
+            credential_type: crate::store::decode(
+                "credential type",
+                &credential_type.ok_or_else(|| missing("credential type"))?,
+            )?,
+            type_proof,
+            events,
+        }))
+    }
+}
+
+fn count_commitments(txs: &[SignedTransaction]) -> u64 {
+    txs.iter()
+        .map(|t| match &t.tx.action {
+            Action::Anchor(items) => items.len() as u64,
+            Action::Supersede { .. } => 1,
+            _ => 0,
+        })
+        .sum()
+}

@@ -1,0 +1,733 @@
+//! The consensus driver: one task that owns the engine, feeds it inputs
+//! (gossiped proposals and votes, expired timers, values it built, commit
+//! certificates from block sync) and carries out its effects in order
+//! (broadcast, schedule a timer, build a block, commit a decision, store
+//! evidence).
+//!
+//! Ordering it relies on (see `consensus::wal`): the engine logs every
+//! input and every message it signs and syncs the log before `handle`
+//! returns, so effects are carried out only after they are durable; a
+//! proposed block is kept in the store before its proposal is fed, so a
+//! restarted node still has the values its log names; the decided block,
+//! its state and the new height are committed in one synced write before
+//! the engine starts the next height (which resets the log).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cairn_anchoring::Block;
+use cairn_consensus::{
+    CommitCertificate, Effect, Engine, GuardedSigner, Height, Input, Message, Round, Step, Timeout,
+    Timeouts, ValueId,
+};
+use cairn_genesis::{PublicKey, Timestamp};
+use libp2p::PeerId;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, error, info, warn};
+
+use crate::NodeError;
+use crate::chain::{Executed, InvalidBlock};
+use crate::mempool::{lock, read, write};
+use crate::metrics::{add, set};
+use crate::net::{ConsensusMessage, MAX_SYNC_BLOCKS, NetCommand, NetEvent, SyncRequest, Verdict};
+use crate::node::Shared;
+use crate::sign_state::SignStateFile;
+use crate::store::RocksWal;
+
+type NodeEngine = Engine<GuardedSigner<SignStateFile>, RocksWal>;
+
+/// Most proposals kept for heights this node has not reached.
+const MAX_FUTURE_PROPOSALS: usize = 32;
+/// How often to ask a peer whether this node is behind.
+const SYNC_EVERY: Duration = Duration::from_millis(1_000);
+/// A sync request unanswered for this long may be sent again.
+const SYNC_PATIENCE: Duration = Duration::from_secs(5);
+
+/// A block known for the current height.
+struct Candidate {
+    block: Block,
+    executed: Option<Executed>,
+}
+
+/// The driver's state.
+pub struct Driver {
+    shared: Arc<Shared>,
+    engine: NodeEngine,
+    me: Option<PublicKey>,
+    timeouts: Timeouts,
+    blocks: HashMap<ValueId, Candidate>,
+    future: Vec<(PeerId, cairn_consensus::SignedProposal, Block)>,
+    timers: Vec<(Instant, Timeout)>,
+    pending_value: Option<(Height, Round, Instant)>,
+    awaiting_block: Option<CommitCertificate>,
+    last_commit: Instant,
+    last_block_time: Option<Timestamp>,
+    sync_sent: Option<Instant>,
+    idle_interval: Duration,
+}
+
+impl Driver {
+    /// Recovers the engine for the height after the committed one (replaying
+    /// the WAL) and returns the driver with the replay's effects to carry out.
+    pub fn start(
+        shared: Arc<Shared>,
+        signer: Option<GuardedSigner<SignStateFile>>,
+        wal: RocksWal,
+        idle_interval: Duration,
+    ) -> Result<(Driver, Vec<Effect>), NodeError> {
+        let (chain_id, set, height, last_time) = {
+            let chain = read(&shared.chain);
+            (
+                chain.id(),
+                chain.validators().clone(),
+                chain.height(),
+                chain.last_header().map(|h| h.time),
+            )
+        };
+        let me = signer.as_ref().map(cairn_consensus::Signer::public_key);
+        let timeouts = Timeouts::from_params(&shared.genesis.consensus);
+        let (engine, effects) =
+            Engine::recover(chain_id, timeouts, set, Height(height + 1), signer, wal)?;
+        let mut blocks = HashMap::new();
+        for block in shared.store.proposals(height + 1)? {
+            blocks.insert(
+                block.header.value_id(),
+                Candidate {
+                    block,
+                    executed: None,
+                },
+            );
+        }
+        let status = engine.status();
+        info!(
+            height = status.height.0,
+            round = status.round.0,
+            kept_blocks = blocks.len(),
+            "consensus recovered"
+        );
+        Ok((
+            Driver {
+                shared,
+                engine,
+                me,
+                timeouts,
+                blocks,
+                future: Vec::new(),
+                timers: Vec::new(),
+                pending_value: None,
+                awaiting_block: None,
+                last_commit: Instant::now(),
+                last_block_time: last_time,
+                sync_sent: None,
+                idle_interval,
+            },
+            effects,
+        ))
+    }
+
+    /// Runs until `shutdown` turns true or a local failure stops the node.
+    pub async fn run(
+        mut self,
+        first: Vec<Effect>,
+        mut events: mpsc::Receiver<NetEvent>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), NodeError> {
+        self.carry_out(first)?;
+        let rebroadcast_every =
+            Duration::from_millis(self.shared.config.consensus.rebroadcast_interval_ms.max(50));
+        let mut rebroadcast = tokio::time::interval(rebroadcast_every);
+        rebroadcast.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sync = tokio::time::interval(SYNC_EVERY);
+        sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shared = self.shared.clone();
+        loop {
+            let wake = self.next_deadline();
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() {
+                        break;
+                    }
+                }
+                event = events.recv() => match event {
+                    Some(event) => self.on_event(event)?,
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(wake.into()) => self.on_time()?,
+                _ = shared.mempool_changed.notified() => self.try_build()?,
+                _ = rebroadcast.tick() => self.rebroadcast(),
+                _ = sync.tick() => self.maybe_sync(),
+            }
+        }
+        let status = self.engine.status();
+        info!(
+            height = status.height.0,
+            round = status.round.0,
+            "consensus stopped"
+        );
+        Ok(())
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let timers = self.timers.iter().map(|(at, _)| *at).min().unwrap_or(far);
+        match self.pending_value {
+            Some((_, _, at)) => timers.min(at),
+            None => timers,
+        }
+    }
+
+    fn net(&self, command: NetCommand) {
+        if let Err(e) = self.shared.net.try_send(command) {
+            debug!("network queue: {e}");
+        }
+    }
+
+    fn report(&self, from: PeerId, id: libp2p::gossipsub::MessageId, verdict: Verdict) {
+        if verdict == Verdict::Reject {
+            add(&self.shared.metrics.rejected_messages, 1);
+        }
+        self.net(NetCommand::Report { id, from, verdict });
+    }
+
+    /// Feeds one input; returns the refusal if the input was invalid.
+    fn feed(&mut self, input: Input) -> Result<Option<cairn_consensus::ConsensusError>, NodeError> {
+        match self.engine.handle(input) {
+            Ok(effects) => {
+                self.carry_out(effects)?;
+                Ok(None)
+            }
+            Err(e) if e.is_misbehaviour() => Ok(Some(e)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn carry_out(&mut self, effects: Vec<Effect>) -> Result<(), NodeError> {
+        let mut queue: VecDeque<Effect> = effects.into();
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Broadcast(message) => self.broadcast(message),
+                Effect::ScheduleTimeout { timeout, after_ms } => {
+                    self.timers
+                        .push((Instant::now() + Duration::from_millis(after_ms), timeout));
+                }
+                Effect::GetValue { height, round } => {
+                    let wait = if round.0 == 0 {
+                        let propose = self.timeouts.duration_ms(Step::Propose, round) / 2;
+                        let idle_until = self.last_commit + self.idle_interval;
+                        idle_until.min(Instant::now() + Duration::from_millis(propose))
+                    } else {
+                        Instant::now()
+                    };
+                    self.pending_value = Some((height, round, wait));
+                    queue.extend(self.build_if_due()?);
+                }
+                Effect::Decide(certificate) => queue.extend(self.decide(certificate)?),
+                Effect::Evidence(evidence) => {
+                    warn!(?evidence, "a validator equivocated; evidence recorded");
+                    self.shared.store.record_evidence(&evidence)?;
+                }
+                Effect::SignRefused(e) => {
+                    error!("the signer refused to sign: {e}; this node stays silent at this step");
+                }
+            }
+        }
+        self.publish_status();
+        Ok(())
+    }
+
+    fn publish_status(&self) {
+        let status = self.engine.status();
+        set(&self.shared.metrics.round, u64::from(status.round.0));
+    }
+
+    fn broadcast(&self, message: Message) {
+        match message {
+            Message::Vote(vote) => {
+                debug!(
+                    height = vote.vote.height.0,
+                    round = vote.vote.round.0,
+                    kind = ?vote.vote.kind,
+                    value = ?vote.vote.value.map(|v| v.0),
+                    "vote"
+                );
+                self.net(NetCommand::Consensus(Box::new(ConsensusMessage::Vote(
+                    vote,
+                ))));
+            }
+            Message::Proposal(proposal) => match self.blocks.get(&proposal.proposal.value) {
+                Some(candidate) => {
+                    info!(
+                        height = proposal.proposal.height.0,
+                        round = proposal.proposal.round.0,
+                        txs = candidate.block.transactions.len(),
+                        "proposing block {}",
+                        proposal.proposal.value.0
+                    );
+                    self.net(NetCommand::Consensus(Box::new(
+                        ConsensusMessage::Proposal {
+                            proposal,
+                            block: candidate.block.clone(),
+                        },
+                    )));
+                }
+                None => warn!(
+                    height = proposal.proposal.height.0,
+                    round = proposal.proposal.round.0,
+                    "no block for this node's proposal of {}",
+                    proposal.proposal.value.0
+                ),
+            },
+        }
+    }
+
+    fn rebroadcast(&mut self) {
+        for message in self.engine.rebroadcast() {
+            self.broadcast(message);
+        }
+        if let Some(cert) = &self.awaiting_block {
+            let from = cert.height.0;
+            self.net(NetCommand::Sync(None, SyncRequest { from, max: 1 }));
+        }
+    }
+
+    /// Builds the block this node was asked to propose, once it is due:
+    /// at once if transactions are pending or the round is not the first,
+    /// otherwise when the idle interval since the last block has passed.
+    fn build_if_due(&mut self) -> Result<Vec<Effect>, NodeError> {
+        let Some((height, round, at)) = self.pending_value else {
+            return Ok(Vec::new());
+        };
+        let status = self.engine.status();
+        if status.height != height || status.round != round || status.decided {
+            self.pending_value = None;
+            return Ok(Vec::new());
+        }
+        let pending = !lock(&self.shared.mempool).is_empty();
+        if !pending && Instant::now() < at {
+            return Ok(Vec::new());
+        }
+        self.pending_value = None;
+        let Some(me) = self.me else {
+            return Ok(Vec::new());
+        };
+        let params = &self.shared.genesis.consensus;
+        let candidates = lock(&self.shared.mempool).candidates(
+            params.max_block_txs as usize,
+            params.max_block_bytes as usize,
+        );
+        let (executed, refused) =
+            read(&self.shared.chain).build(candidates, Timestamp::now(), me)?;
+        if !refused.is_empty() {
+            let mut pool = lock(&self.shared.mempool);
+            for (tx, reason) in refused {
+                debug!("dropping a refused transaction {}: {reason}", tx.id());
+                pool.reject(tx.id(), reason.to_string());
+            }
+        }
+        let value = executed.value();
+        self.shared.store.keep_proposal(&executed.block)?;
+        self.blocks.insert(
+            value,
+            Candidate {
+                block: executed.block.clone(),
+                executed: Some(executed),
+            },
+        );
+        match self.engine.handle(Input::ProposeValue {
+            height,
+            round,
+            value,
+        }) {
+            Ok(effects) => Ok(effects),
+            Err(e) if e.is_misbehaviour() => {
+                warn!(height = height.0, round = round.0, "own value refused: {e}");
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn try_build(&mut self) -> Result<(), NodeError> {
+        let effects = self.build_if_due()?;
+        self.carry_out(effects)
+    }
+
+    fn on_time(&mut self) -> Result<(), NodeError> {
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = self.timers.drain(..).partition(|(at, _)| *at <= now);
+        self.timers = later;
+        for (_, timeout) in due {
+            debug!(
+                height = timeout.height.0,
+                round = timeout.round.0,
+                step = ?timeout.step,
+                "timeout"
+            );
+            if let Some(e) = self.feed(Input::Timeout(timeout))? {
+                debug!("timeout ignored: {e}");
+            }
+        }
+        self.try_build()
+    }
+
+    fn on_event(&mut self, event: NetEvent) -> Result<(), NodeError> {
+        match event {
+            NetEvent::Peers(n) => set(&self.shared.metrics.peers, n as u64),
+            NetEvent::Consensus { from, id, message } => {
+                let verdict = match *message {
+                    ConsensusMessage::Vote(vote) => {
+                        self.note_height(vote.vote.height);
+                        match self.feed(Input::Vote(vote))? {
+                            None => Verdict::Accept,
+                            Some(e) => {
+                                debug!(%from, "vote refused: {e}");
+                                Verdict::Reject
+                            }
+                        }
+                    }
+                    ConsensusMessage::Proposal { proposal, block } => {
+                        self.note_height(proposal.proposal.height);
+                        self.on_proposal(from, proposal, block)?
+                    }
+                };
+                self.report(from, id, verdict);
+            }
+            NetEvent::Transactions { .. } => {
+                // Admitted by the transaction task, never here.
+            }
+            NetEvent::Blocks { from, response } => {
+                self.sync_sent = None;
+                let peer_height = response.height;
+                if peer_height
+                    > self
+                        .shared
+                        .metrics
+                        .peer_height
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    set(&self.shared.metrics.peer_height, peer_height);
+                }
+                let full = response.blocks.len() as u32 >= MAX_SYNC_BLOCKS;
+                for (block, cert) in response.blocks {
+                    if !self.on_synced(from, block, cert)? {
+                        break;
+                    }
+                }
+                let height = read(&self.shared.chain).height();
+                if full || peer_height > height {
+                    self.request_sync(Some(from));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A message from a later height means this node may be behind.
+    fn note_height(&self, height: Height) {
+        let seen = height.0.saturating_sub(1);
+        let metrics = &self.shared.metrics;
+        if seen
+            > metrics
+                .peer_height
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            set(&metrics.peer_height, seen);
+        }
+    }
+
+    fn on_proposal(
+        &mut self,
+        from: PeerId,
+        proposal: cairn_consensus::SignedProposal,
+        block: Block,
+    ) -> Result<Verdict, NodeError> {
+        let p = &proposal.proposal;
+        if block.header.value_id() != p.value {
+            debug!(%from, "a proposal's block does not hash to its value");
+            return Ok(Verdict::Reject);
+        }
+        let status = self.engine.status();
+        if p.height < status.height {
+            return Ok(Verdict::Ignore);
+        }
+        let set = self.engine.validator_set();
+        let Some(index) = set.index_of(&p.proposer) else {
+            return Ok(Verdict::Reject);
+        };
+        if set.proposer(p.height, p.round) != index
+            || set
+                .verify(index, &p.sign_bytes(), &proposal.signature)
+                .is_err()
+        {
+            return Ok(Verdict::Reject);
+        }
+        if let Some(awaited) = &self.awaiting_block
+            && awaited.value == p.value
+        {
+            // The block this node decided on without having it.
+            let awaited = awaited.clone();
+            self.awaiting_block = None;
+            self.blocks.insert(
+                p.value,
+                Candidate {
+                    block,
+                    executed: None,
+                },
+            );
+            let effects = self.decide(awaited)?;
+            self.carry_out(effects)?;
+            return Ok(Verdict::Accept);
+        }
+        if p.height > status.height || status.decided {
+            if p.height > status.height
+                && self.future.len() < MAX_FUTURE_PROPOSALS
+                && !self.future.iter().any(|(_, f, _)| f == &proposal)
+            {
+                self.future.push((from, proposal, block));
+            }
+            return Ok(Verdict::Ignore);
+        }
+        let valid = self.judge(&block)?;
+        if let Some(e) = self.feed(Input::Proposal { proposal, valid })? {
+            debug!(%from, "proposal refused: {e}");
+            return Ok(Verdict::Reject);
+        }
+        Ok(if valid {
+            Verdict::Accept
+        } else {
+            Verdict::Ignore
+        })
+    }
+
+    /// Re-executes a proposed block for the current height (once per block).
+    fn judge(&mut self, block: &Block) -> Result<bool, NodeError> {
+        let value = block.header.value_id();
+        if let Some(Candidate {
+            executed: Some(_), ..
+        }) = self.blocks.get(&value)
+        {
+            return Ok(true);
+        }
+        let outcome = {
+            let pool = lock(&self.shared.mempool);
+            read(&self.shared.chain).execute(
+                block,
+                &|id| pool.contains(id),
+                Some(Timestamp::now()),
+            )?
+        };
+        match outcome {
+            Ok(executed) => {
+                self.shared.store.keep_proposal(block)?;
+                self.blocks.insert(
+                    value,
+                    Candidate {
+                        block: block.clone(),
+                        executed: Some(executed),
+                    },
+                );
+                Ok(true)
+            }
+            Err(InvalidBlock(reason)) => {
+                let s = self.engine.status();
+                warn!(
+                    height = s.height.0,
+                    round = s.round.0,
+                    "proposed block {} is invalid: {reason}",
+                    value.0
+                );
+                Ok(false)
+            }
+        }
+    }
+
+    /// Commits the decided block, then starts the next height.
+    fn decide(&mut self, certificate: CommitCertificate) -> Result<Vec<Effect>, NodeError> {
+        let executed = match self.blocks.remove(&certificate.value) {
+            Some(Candidate {
+                executed: Some(executed),
+                ..
+            }) => executed,
+            Some(Candidate { block, .. }) => {
+                // Certified by a quorum: its time was judged by them.
+                let pool = lock(&self.shared.mempool);
+                let outcome =
+                    read(&self.shared.chain).execute(&block, &|id| pool.contains(id), None)?;
+                match outcome {
+                    Ok(executed) => executed,
+                    Err(InvalidBlock(reason)) => {
+                        return Err(NodeError::Diverged(format!(
+                            "block {} at height {} was decided by a quorum but is invalid here: {reason}",
+                            certificate.value.0, certificate.height.0
+                        )));
+                    }
+                }
+            }
+            None => {
+                info!(
+                    height = certificate.height.0,
+                    round = certificate.round.0,
+                    "decided block {} is not here yet; fetching it",
+                    certificate.value.0
+                );
+                let from = certificate.height.0;
+                self.awaiting_block = Some(certificate);
+                self.net(NetCommand::Sync(None, SyncRequest { from, max: 1 }));
+                return Ok(Vec::new());
+            }
+        };
+        self.commit(executed, certificate)
+    }
+
+    fn commit(
+        &mut self,
+        executed: Executed,
+        certificate: CommitCertificate,
+    ) -> Result<Vec<Effect>, NodeError> {
+        let height = executed.block.header.height;
+        let txs = executed.block.transactions.len();
+        write(&self.shared.chain).commit(&executed, &certificate)?;
+        let now = Instant::now();
+        let metrics = &self.shared.metrics;
+        set(&metrics.height, height);
+        set(
+            &metrics.block_interval_ms,
+            now.duration_since(self.last_commit).as_millis() as u64,
+        );
+        add(&metrics.transactions, txs as u64);
+        add(&metrics.commitments, executed.commitments);
+        self.last_commit = now;
+        self.last_block_time = Some(executed.block.header.time);
+        info!(
+            height,
+            round = certificate.round.0,
+            txs,
+            signers = certificate.signatures.len(),
+            "committed block {}",
+            certificate.value.0
+        );
+        {
+            let ids: Vec<_> = executed.block.transactions.iter().map(|t| t.id()).collect();
+            let mut pool = lock(&self.shared.mempool);
+            pool.remove_committed(ids.iter());
+            if !pool.is_empty() {
+                let chain = read(&self.shared.chain);
+                let now = Timestamp::now();
+                let dropped = pool.recheck(|tx| chain.check_transaction(tx, now));
+                if dropped > 0 {
+                    debug!(height, dropped, "pending transactions no longer apply");
+                }
+            }
+        }
+        self.blocks.clear();
+        self.timers.clear();
+        self.pending_value = None;
+        self.awaiting_block = None;
+        let set = self.engine.validator_set().clone();
+        let mut effects = self.engine.start_height(Height(height + 1), set)?;
+        // Proposals that arrived early.
+        let (now_due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.future)
+            .into_iter()
+            .partition(|(_, p, _)| p.proposal.height.0 == height + 1);
+        self.future = later
+            .into_iter()
+            .filter(|(_, p, _)| p.proposal.height.0 > height + 1)
+            .collect();
+        for (from, proposal, block) in now_due {
+            let valid = self.judge(&block)?;
+            match self.engine.handle(Input::Proposal { proposal, valid }) {
+                Ok(more) => effects.extend(more),
+                Err(e) if e.is_misbehaviour() => debug!(%from, "early proposal refused: {e}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(effects)
+    }
+
+    /// A block from sync: applied if it is the next one and its certificate holds.
+    fn on_synced(
+        &mut self,
+        from: PeerId,
+        block: Block,
+        cert: CommitCertificate,
+    ) -> Result<bool, NodeError> {
+        let height = read(&self.shared.chain).height();
+        if block.header.height <= height {
+            return Ok(true);
+        }
+        if block.header.height != height + 1 {
+            return Ok(false);
+        }
+        let chain_id = read(&self.shared.chain).id();
+        if cert.value != block.header.value_id() || cert.height.0 != block.header.height {
+            warn!(%from, height = block.header.height, "sync: a certificate names another block");
+            return Ok(false);
+        }
+        if let Err(e) = cert.verify(chain_id, self.engine.validator_set()) {
+            warn!(%from, height = block.header.height, "sync: invalid certificate: {e}");
+            return Ok(false);
+        }
+        if let Some(awaited) = self.awaiting_block.take() {
+            if awaited.value == cert.value {
+                self.blocks.insert(
+                    awaited.value,
+                    Candidate {
+                        block,
+                        executed: None,
+                    },
+                );
+                let effects = self.decide(awaited)?;
+                add(&self.shared.metrics.synced_blocks, 1);
+                self.carry_out(effects)?;
+                return Ok(true);
+            }
+            self.awaiting_block = Some(awaited);
+        }
+        self.blocks.entry(cert.value).or_insert(Candidate {
+            block,
+            executed: None,
+        });
+        add(&self.shared.metrics.synced_blocks, 1);
+        if let Some(e) = self.feed(Input::Certificate(cert))? {
+            warn!(%from, "sync: certificate refused: {e}");
+            return Ok(false);
+        }
+        Ok(read(&self.shared.chain).height() == height + 1)
+    }
+
+    fn request_sync(&mut self, peer: Option<PeerId>) {
+        let from = read(&self.shared.chain).height() + 1;
+        self.sync_sent = Some(Instant::now());
+        self.net(NetCommand::Sync(
+            peer,
+            SyncRequest {
+                from,
+                max: MAX_SYNC_BLOCKS,
+            },
+        ));
+    }
+
+    /// Asks a peer for blocks when this node looks behind: a peer reported
+    /// a higher height, or no block was committed for a while.
+    fn maybe_sync(&mut self) {
+        if self
+            .sync_sent
+            .is_some_and(|at| at.elapsed() < SYNC_PATIENCE)
+        {
+            return;
+        }
+        let height = read(&self.shared.chain).height();
+        let behind = self
+            .shared
+            .metrics
+            .peer_height
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > height;
+        let quiet = self.last_commit.elapsed() > self.idle_interval * 2 + SYNC_EVERY;
+        if behind || quiet {
+            self.request_sync(None);
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! Pending transactions: checked before they are admitted, bounded by count
+//! and bytes, deduplicated by transaction id, kept in arrival order.
+//!
+//! Admission ([`admit`]) checks, cheapest first: size, encoding and shape,
+//! chain, whether the transaction is committed or pending already (both
+//! answered without error: submission is idempotent), the issuer's
+//! signature (`verify_strict`, the only time it is verified on this node),
+//! and the ledger's rules against the committed state (issuer, key window,
+//! accreditation, transition, replay). After every committed block the
+//! pool drops what the block included and re-checks the rest; what no
+//! longer applies is dropped and its reason kept for `GET /v1/txs/{hash}`.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Mutex, RwLock};
+
+use cairn_anchoring::{AnchoringError, SignedTransaction};
+use cairn_genesis::{Hash, Timestamp};
+
+use crate::NodeError;
+use crate::chain::Chain;
+
+/// Most rejection reasons remembered.
+const MAX_REJECTIONS: usize = 100_000;
+
+/// What happened to a submitted transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Admitted now.
+    Added,
+    /// It was pending already.
+    AlreadyPending,
+    /// It is in a committed block already: at this height and index.
+    AlreadyCommitted(u64, u32),
+}
+
+struct Pending {
+    tx: SignedTransaction,
+    id: Hash,
+    bytes: usize,
+}
+
+/// The pool.
+pub struct Mempool {
+    max_txs: usize,
+    max_bytes: usize,
+    order: BTreeMap<u64, Pending>,
+    ids: HashMap<Hash, u64>,
+    bytes: usize,
+    next: u64,
+    rejected: HashMap<Hash, String>,
+    rejected_order: VecDeque<Hash>,
+}
+
+impl Mempool {
+    /// An empty pool holding at most `max_txs` transactions and `max_bytes`.
+    pub fn new(max_txs: usize, max_bytes: usize) -> Mempool {
+        Mempool {
+            max_txs,
+            max_bytes,
+            order: BTreeMap::new(),
+            ids: HashMap::new(),
+            bytes: 0,
+            next: 0,
+            rejected: HashMap::new(),
+            rejected_order: VecDeque::new(),
+        }
+    }
+
+    /// Number of pending transactions.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Bytes of pending transactions (borsh encoding).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether `id` is pending (its signature was verified at admission).
+    pub fn contains(&self, id: &Hash) -> bool {
+        self.ids.contains_key(id)
+    }
+
+    /// Adds a checked transaction; refuses when the pool is full.
+    pub fn insert(
+        &mut self,
+        tx: SignedTransaction,
+        id: Hash,
+        bytes: usize,
+    ) -> Result<Admission, NodeError> {
+        if self.ids.contains_key(&id) {
+            return Ok(Admission::AlreadyPending);
+        }
+        if self.order.len() >= self.max_txs || self.bytes + bytes > self.max_bytes {
+            return Err(NodeError::MempoolFull {
+                txs: self.order.len(),
+                bytes: self.bytes,
+            });
+        }
+        let seq = self.next;
+        self.next += 1;
+        self.order.insert(seq, Pending { tx, id, bytes });
+        self.ids.insert(id, seq);
+        self.bytes += bytes;
+        self.rejected.remove(&id);
+        Ok(Admission::Added)
+    }
+
+    /// The oldest pending transactions that fit in `max_txs` and `max_bytes`.
+    pub fn candidates(&self, max_txs: usize, max_bytes: usize) -> Vec<SignedTransaction> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for p in self.order.values() {
+            if out.len() >= max_txs {
+                break;
+            }
+            if bytes + p.bytes > max_bytes {
+                continue;
+            }
+            bytes += p.bytes;
+            out.push(p.tx.clone());
+        }
+        out
+    }
+
+    fn remove(&mut self, id: &Hash) -> Option<Pending> {
+        let seq = self.ids.remove(id)?;
+        let p = self.order.remove(&seq)?;
+        self.bytes -= p.bytes;
+        Some(p)
+    }
+
+    /// Drops the transactions a committed block included.
+    pub fn remove_committed<'a>(&mut self, ids: impl IntoIterator<Item = &'a Hash>) {
+        for id in ids {
+            self.remove(id);
+        }
+    }
+
+    /// Drops `id` and remembers why.
+    pub fn reject(&mut self, id: Hash, reason: String) {
+        self.remove(&id);
+        if self.rejected.insert(id, reason).is_none() {
+            self.rejected_order.push_back(id);
+        }
+        while self.rejected_order.len() > MAX_REJECTIONS {
+            if let Some(old) = self.rejected_order.pop_front() {
+                self.rejected.remove(&old);
+            }
+        }
+    }
+
+    /// Re-checks every pending transaction; drops (and remembers) those
+    /// `check` refuses. Returns how many were dropped.
+    pub fn recheck(
+        &mut self,
+        mut check: impl FnMut(&SignedTransaction) -> Result<(), AnchoringError>,
+    ) -> usize {
+        let refused: Vec<(Hash, String)> = self
+            .order
+            .values()
+            .filter_map(|p| check(&p.tx).err().map(|e| (p.id, e.to_string())))
+            .collect();
+        let n = refused.len();
+        for (id, reason) in refused {
+            self.reject(id, reason);
+        }
+        n
+    }
+
+    /// Why `id` was dropped, if it was.
+    pub fn rejection(&self, id: &Hash) -> Option<&str> {
+        self.rejected.get(id).map(String::as_str)
+    }
+}
+
+/// Checks an encoded transaction and admits it into `pool`. Returns the
+/// decoded transaction, its id and what happened.
+pub fn admit(
+    chain: &RwLock<Chain>,
+    pool: &Mutex<Mempool>,
+    bytes: &[u8],
+    now: Timestamp,
+) -> Result<(SignedTransaction, Hash, Admission), NodeError> {
+    let limit = read(chain).genesis().consensus.max_tx_bytes;
+    if bytes.len() as u64 > limit {
+        return Err(NodeError::TooLarge {
+            what: "transaction",
+            size: bytes.len() as u64,
+            limit,
+        });
+    }
+    let tx = SignedTransaction::decode(bytes)?;
+    admit_decoded(chain, pool, tx, bytes.len(), now)
+}
+
+/// [`admit`] for a transaction already decoded (from gossip); `size` is
+/// its encoded length.
+pub fn admit_decoded(
+    chain: &RwLock<Chain>,
+    pool: &Mutex<Mempool>,
+    tx: SignedTransaction,
+    size: usize,
+    now: Timestamp,
+) -> Result<(SignedTransaction, Hash, Admission), NodeError> {
+    let (limit, max_commitments, chain_id) = {
+        let c = read(chain);
+        let p = &c.genesis().consensus;
+        (p.max_tx_bytes, p.max_commitments_per_tx as usize, c.id())
+    };
+    if size as u64 > limit {
+        return Err(NodeError::TooLarge {
+            what: "transaction",
+            size: size as u64,
+            limit,
+        });
+    }
+    tx.tx.check_shape(max_commitments)?;
+    if tx.tx.chain != chain_id {
+        return Err(AnchoringError::WrongChain {
+            expected: chain_id,
+            found: tx.tx.chain,
+        }
+        .into());
+    }
+    let id = tx.id();
+    if let Some((height, index)) = read(chain).store().transaction_location(&id)? {
+        return Ok((tx, id, Admission::AlreadyCommitted(height, index)));
+    }
+    if lock(pool).contains(&id) {
+        return Ok((tx, id, Admission::AlreadyPending));
+    }
+    tx.verify_signature()?;
+    read(chain).check_transaction(&tx, now)?;
+    let admission = lock(pool).insert(tx.clone(), id, size)?;
+    Ok((tx, id, admission))
+}
+
+/// Locks a mutex, going on with its data if a holder panicked (every
+/// update here leaves the pool consistent).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Reads through a lock, as [`lock`] does.
+pub(crate) fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Writes through a lock, as [`lock`] does.
+pub(crate) fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_anchoring::{Action, AnchorItem, Commitment, Transaction};
+    use ed25519_dalek::SigningKey;
+
+    fn tx(nonce: u64) -> SignedTransaction {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        Transaction {
+            chain: Hash([1; 32]),
+            issuer: "X".into(),
+            key: key.verifying_key().into(),
+            nonce,
+            expires_at: 10,
+            action: Action::Anchor(vec![AnchorItem {
+                commitment: Commitment(Hash([nonce as u8; 32])),
+                credential_type: "t".into(),
+                valid_until: None,
+            }]),
+        }
+        .sign(&key)
+    }
+
+    fn add(pool: &mut Mempool, t: &SignedTransaction) -> Result<Admission, NodeError> {
+        pool.insert(t.clone(), t.id(), t.encode().len())
+    }
+
+    #[test]
+    fn dedupes_and_keeps_arrival_order() {
+        let mut pool = Mempool::new(10, 1 << 20);
+        let (a, b) = (tx(1), tx(2));
+        assert_eq!(add(&mut pool, &b).unwrap(), Admission::Added);
+        assert_eq!(add(&mut pool, &a).unwrap(), Admission::Added);
+        assert_eq!(add(&mut pool, &b).unwrap(), Admission::AlreadyPending);
+        assert_eq!(pool.len(), 2);
+        assert_eq!(pool.candidates(10, 1 << 20), vec![b.clone(), a.clone()]);
+        assert_eq!(pool.candidates(1, 1 << 20), vec![b]);
+    }
+
+    #[test]
+    fn bounded_by_count_and_bytes() {
+        let size = tx(1).encode().len();
+        let mut pool = Mempool::new(2, 1 << 20);
+        add(&mut pool, &tx(1)).unwrap();
+        add(&mut pool, &tx(2)).unwrap();
+        assert!(matches!(
+            add(&mut pool, &tx(3)),
+            Err(NodeError::MempoolFull { txs: 2, .. })
+        ));
+        let mut pool = Mempool::new(10, size * 2 + 1);
+        add(&mut pool, &tx(1)).unwrap();
+        add(&mut pool, &tx(2)).unwrap();
+        assert!(matches!(
+            add(&mut pool, &tx(3)),
+            Err(NodeError::MempoolFull { .. })
+        ));
+        assert_eq!(pool.bytes(), size * 2);
+        assert_eq!(pool.candidates(10, size), vec![tx(1)]);
+    }
+
+    #[test]
+    fn committed_ones_leave_and_refused_ones_are_remembered() {
+        let mut pool = Mempool::new(10, 1 << 20);
+        let (a, b, c) = (tx(1), tx(2), tx(3));
+        for t in [&a, &b, &c] {
+            add(&mut pool, t).unwrap();
+        }
+        pool.remove_committed([&a.id()]);
+        let dropped = pool.recheck(|t| {
+            if t.tx.nonce == 2 {
+                Err(AnchoringError::UnknownIssuer { issuer: "X".into() })
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(dropped, 1);
+        assert_eq!(pool.len(), 1);
+        assert!(pool.contains(&c.id()) && !pool.contains(&b.id()));
+        assert!(pool.rejection(&b.id()).unwrap().contains('X'));
+        assert_eq!(pool.bytes(), c.encode().len());
+    }
+}
