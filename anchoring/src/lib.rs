@@ -42,7 +42,9 @@ pub use credential::{
 };
 pub use error::AnchoringError;
 pub use ledger::{BlockContext, BlockOutcome, StateView, apply_block, genesis_state};
-pub use presentation::{DisclosedField, Presentation};
+pub use presentation::{
+    DisclosedField, MAX_PRESENTATION_FILE_BYTES, Presentation, PresentationFile,
+};
 pub use record::{
     CredentialRecord, EventKind, LifecycleEvent, MAX_EVENTS_PER_CREDENTIAL, STATE_KEY_DOMAIN,
     StateKey, Status, TxReceipt,

@@ -132,3 +132,58 @@ impl Presentation {
             .map(|f| f.value.as_str())
     }
 }
+
+/// Largest presentation file [`PresentationFile::parse`] reads.
+pub const MAX_PRESENTATION_FILE_BYTES: usize = 4 * 1024 * 1024;
+
+/// What a holder hands a verifier: the presentation and, stapled to it, a
+/// recent proof bundle (hex of its borsh encoding), so that the verifier
+/// need not ask any node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresentationFile {
+    /// The disclosed fields.
+    pub presentation: Presentation,
+    /// The stapled proof bundle, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
+}
+
+impl PresentationFile {
+    /// A file for `presentation`, with `bundle` stapled if given.
+    pub fn new(presentation: Presentation, bundle: Option<&crate::ProofBundle>) -> Self {
+        PresentationFile {
+            presentation,
+            bundle: bundle.map(|b| hex::encode(b.encode())),
+        }
+    }
+
+    /// Parses the JSON of a presentation file, refusing oversized input first.
+    pub fn parse(text: &str) -> Result<PresentationFile, AnchoringError> {
+        if text.len() > MAX_PRESENTATION_FILE_BYTES {
+            return Err(AnchoringError::Decode {
+                what: "presentation file",
+                reason: format!(
+                    "{} bytes, more than {MAX_PRESENTATION_FILE_BYTES}",
+                    text.len()
+                ),
+            });
+        }
+        serde_json::from_str(text).map_err(|e| AnchoringError::Decode {
+            what: "presentation file",
+            reason: e.to_string(),
+        })
+    }
+
+    /// The stapled bundle, decoded.
+    pub fn bundle(&self) -> Result<Option<crate::ProofBundle>, AnchoringError> {
+        let Some(text) = &self.bundle else {
+            return Ok(None);
+        };
+        let bytes = hex::decode(text).map_err(|e| AnchoringError::Decode {
+            what: "proof bundle",
+            reason: format!("not hex: {e}"),
+        })?;
+        crate::ProofBundle::decode(&bytes).map(Some)
+    }
+}

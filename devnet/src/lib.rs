@@ -1,8 +1,11 @@
 //! Local Cairn networks for newcomers, tests and benchmarks: demo agencies,
-//! their keys and a genesis for them, and (with the devnet work) real node
-//! processes on 127.0.0.1 with perturbations.
+//! their keys and a genesis for them ([`demo_genesis`]), a devnet folder
+//! ([`layout`]), real `cairn node run` processes on 127.0.0.1 and their
+//! perturbations ([`supervisor`], driven through [`control`]), demo
+//! credentials in every lifecycle state ([`seed`]), `devnet up` ([`up`]) and
+//! a load generator ([`load`]).
 //!
-//! This part is the demo world: one provincial-level region per validator,
+//! The demo world: one provincial-level region per validator,
 //! each with a traffic police corps (a validator and the issuer of driver's
 //! licenses) and a market regulation bureau (the issuer of business
 //! licenses), so that a four-validator devnet shows cross-region recognition
@@ -10,8 +13,15 @@
 
 #![forbid(unsafe_code)]
 
+pub mod client;
+pub mod control;
 mod demo;
 mod error;
+pub mod layout;
+pub mod load;
+pub mod seed;
+pub mod supervisor;
+pub mod up;
 
 pub use demo::{
     DemoAgency, DemoSeat, MAX_DEMO_VALIDATORS, TYPE_BUSINESS_LICENSE, TYPE_DRIVER_LICENSE,

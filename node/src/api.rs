@@ -29,7 +29,13 @@ use crate::node::Shared;
 /// The API's routes over the node's shared state.
 pub fn router(shared: Arc<Shared>) -> Router {
     let limit = usize::try_from(shared.config.api.max_body_bytes).unwrap_or(usize::MAX);
-    Router::new()
+    let mut router = Router::new();
+    if shared.config.api.admin {
+        router = router
+            .route("/admin/peers/block", post(block_peers))
+            .route("/admin/peers/unblock", post(unblock_peers));
+    }
+    router
         .route("/v1/status", get(status))
         .route("/v1/txs", post(submit))
         .route("/v1/txs/{hash}", get(transaction))
@@ -483,6 +489,34 @@ fn vote_json(v: &cairn_consensus::SignedVote) -> Value {
         "value": v.vote.value.map(|x| x.0),
         "signature": hex::encode(v.signature.0),
     })
+}
+
+#[derive(Deserialize)]
+struct Peers {
+    peers: Vec<String>,
+}
+
+fn peer_ids(peers: &Peers) -> Result<Vec<libp2p::PeerId>, ApiError> {
+    peers
+        .peers
+        .iter()
+        .map(|p| {
+            p.parse()
+                .map_err(|e| ApiError::bad_request("invalid_peer_id", format!("{p}: {e}")))
+        })
+        .collect()
+}
+
+async fn block_peers(State(s): State<Arc<Shared>>, Json(peers): Json<Peers>) -> ApiResult {
+    let ids = peer_ids(&peers)?;
+    let _ = s.net.send(crate::net::NetCommand::Block(ids)).await;
+    ok(json!({"blocked": peers.peers}))
+}
+
+async fn unblock_peers(State(s): State<Arc<Shared>>, Json(peers): Json<Peers>) -> ApiResult {
+    let ids = peer_ids(&peers)?;
+    let _ = s.net.send(crate::net::NetCommand::Unblock(ids)).await;
+    ok(json!({"unblocked": peers.peers}))
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {

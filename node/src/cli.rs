@@ -26,9 +26,180 @@ pub enum Command {
     /// Build, check and hash a genesis file step by step.
     #[command(subcommand)]
     Genesis(GenesisCommand),
-    /// Set up a node's home folder.
+    /// Set up and run a node.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// A local network of real nodes on 127.0.0.1, with demo agencies and
+    /// credentials: start it, perturb it, load it.
+    #[command(subcommand)]
+    Devnet(DevnetCommand),
+    /// Sign and submit an issuer's transaction to a node.
+    #[command(subcommand)]
+    Tx(TxCommand),
+    /// Verify a presentation: offline with its stapled proof bundle and the
+    /// genesis, or online against a node. Exit 0 only if the license is valid.
+    Verify(VerifyArgs),
+}
+
+/// What every transaction command needs.
+#[derive(Debug, Args)]
+pub struct TxCommon {
+    /// The node to submit to, e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL")]
+    pub node: String,
+    /// The issuer's signing key file.
+    #[arg(long, value_name = "KEY_FILE")]
+    pub key: PathBuf,
+    /// The issuer's id (default: the issuer that holds this key).
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// Wait until the transaction is finalized and print its height.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// Why a credential is revoked.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ReasonArg {
+    /// 撤销: it should never have been issued.
+    Annulled,
+    /// 注销: at the holder's request, or its subject ceased to exist.
+    Cancelled,
+    /// 吊销: revoked as a penalty.
+    RevokedAsPenalty,
+    /// 失效: no longer effective.
+    Lapsed,
+    /// Any other reason.
+    Other,
+}
+
+/// `cairn tx …`
+#[derive(Debug, Subcommand)]
+pub enum TxCommand {
+    /// Suspend an active credential (暂扣).
+    Suspend {
+        /// The credential's commitment (hex).
+        commitment: String,
+        #[command(flatten)]
+        common: TxCommon,
+    },
+    /// Reinstate a suspended credential (发还).
+    Reinstate {
+        /// The credential's commitment (hex).
+        commitment: String,
+        #[command(flatten)]
+        common: TxCommon,
+    },
+    /// Revoke a credential for good.
+    Revoke {
+        /// The credential's commitment (hex).
+        commitment: String,
+        /// Why.
+        #[arg(long, value_enum)]
+        reason: ReasonArg,
+        #[command(flatten)]
+        common: TxCommon,
+    },
+}
+
+/// `cairn verify`
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The presentation file.
+    pub presentation: PathBuf,
+    /// The chain's genesis file: the only thing trusted offline.
+    #[arg(long, value_name = "FILE")]
+    pub genesis: PathBuf,
+    /// Fetch a fresh bundle from this node instead of the stapled one.
+    #[arg(long, value_name = "URL")]
+    pub node: Option<String>,
+    /// Refuse a bundle older than this, e.g. 30s, 10m, 24h, 7d.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_age: Option<u64>,
+    /// Print the verdict as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The folder option of every devnet command.
+#[derive(Debug, Args)]
+pub struct DevnetDir {
+    /// The devnet folder (created by the first `up`).
+    #[arg(long, value_name = "DIR", default_value = "cairn-devnet")]
+    pub dir: PathBuf,
+}
+
+/// `cairn devnet …`
+#[derive(Debug, Subcommand)]
+pub enum DevnetCommand {
+    /// Create (or resume) the devnet, start its nodes, seed demo
+    /// credentials and run until Ctrl-C.
+    Up {
+        /// Validator agencies in a new devnet.
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        #[command(flatten)]
+        dir: DevnetDir,
+    },
+    /// The nodes of the running devnet: state, height, peers, API.
+    Status(DevnetDir),
+    /// SIGKILL node I.
+    Kill {
+        /// The node number.
+        node: usize,
+        #[command(flatten)]
+        dir: DevnetDir,
+    },
+    /// Start node I again (killing it first if it runs).
+    Restart {
+        /// The node number.
+        node: usize,
+        #[command(flatten)]
+        dir: DevnetDir,
+    },
+    /// Freeze node I (SIGSTOP).
+    Pause {
+        /// The node number.
+        node: usize,
+        #[command(flatten)]
+        dir: DevnetDir,
+    },
+    /// Thaw node I (SIGCONT).
+    Resume {
+        /// The node number.
+        node: usize,
+        #[command(flatten)]
+        dir: DevnetDir,
+    },
+    /// Split the nodes into groups that cannot reach each other, e.g. 0,1/2,3.
+    Partition {
+        /// Groups of node numbers separated by '/'.
+        groups: String,
+        #[command(flatten)]
+        dir: DevnetDir,
+    },
+    /// Undo every partition.
+    Heal(DevnetDir),
+    /// Stop every node and the running `up`.
+    Down(DevnetDir),
+    /// Submit signed anchors at a steady rate; report accepted, finalized
+    /// and latency percentiles.
+    Load {
+        /// Transactions per second.
+        #[arg(long, default_value_t = 50)]
+        rate: u32,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Commitments per transaction.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Submitting threads.
+        #[arg(long, default_value_t = 8)]
+        threads: usize,
+        #[command(flatten)]
+        dir: DevnetDir,
+    },
 }
 
 /// `cairn node …`
@@ -190,6 +361,32 @@ pub struct AddIssuer {
     /// Credential type codes it may issue, comma-separated; each must be in the catalog.
     #[arg(long, value_delimiter = ',')]
     pub types: Vec<String>,
+}
+
+/// `30s`, `10m`, `24h`, `7d` or plain seconds → milliseconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30s, 10m, 24h or 7d"))?;
+    let unit_ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}; use ms, s, m, h or d"
+            ));
+        }
+    };
+    n.checked_mul(unit_ms)
+        .ok_or_else(|| format!("{text:?} is too long"))
 }
 
 fn parse_time(text: &str) -> Result<Timestamp, String> {

@@ -26,6 +26,9 @@ listen = "/ip4/0.0.0.0/tcp/26656"
 peers = []
 # Peer ids of observers allowed to connect, besides the genesis validators.
 observers = []
+# A separate key file for this node's libp2p identity (relative to the home
+# folder); by default node.key is both the consensus key and the identity.
+identity_key = ""
 # Most simultaneous connections.
 max_connections = 64
 # Largest message accepted from the network, in bytes.
@@ -36,6 +39,9 @@ max_message_bytes = 10485760
 listen = "127.0.0.1:8080"
 # Largest request body, in bytes.
 max_body_bytes = 4194304
+# Serve POST /admin/peers/block and /admin/peers/unblock (used by a local
+# devnet to partition its nodes). Never turn it on where others can reach the API.
+admin = false
 
 [consensus]
 # Timeouts and block limits are in the genesis: every validator uses the same.
@@ -71,6 +77,8 @@ pub struct NetworkSection {
     pub peers: Vec<String>,
     /// Observer peer ids allowed to connect.
     pub observers: Vec<String>,
+    /// A separate libp2p identity key file (empty: `node.key`).
+    pub identity_key: String,
     /// Connection limit.
     pub max_connections: u32,
     /// Message size cap.
@@ -85,6 +93,8 @@ pub struct ApiSection {
     pub listen: String,
     /// Request body cap.
     pub max_body_bytes: u64,
+    /// Admin endpoints.
+    pub admin: bool,
 }
 
 /// `[consensus]`
@@ -138,6 +148,7 @@ impl Default for NetworkSection {
             listen: "/ip4/0.0.0.0/tcp/26656".into(),
             peers: Vec::new(),
             observers: Vec::new(),
+            identity_key: String::new(),
             max_connections: 64,
             max_message_bytes: 10 * 1024 * 1024,
         }
@@ -149,6 +160,7 @@ impl Default for ApiSection {
         ApiSection {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 4 * 1024 * 1024,
+            admin: false,
         }
     }
 }

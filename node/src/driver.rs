@@ -44,6 +44,10 @@ const SYNC_EVERY: Duration = Duration::from_millis(1_000);
 /// A sync request unanswered for this long may be sent again.
 const SYNC_PATIENCE: Duration = Duration::from_secs(5);
 
+/// Decided heights whose votes are kept, to catch equivocation in votes
+/// that arrive after the height was decided.
+const RECENT_HEIGHTS: usize = 4;
+
 /// A block known for the current height.
 struct Candidate {
     block: Block,
@@ -65,6 +69,7 @@ pub struct Driver {
     last_block_time: Option<Timestamp>,
     sync_sent: Option<Instant>,
     idle_interval: Duration,
+    recent: VecDeque<(Height, cairn_consensus::VoteKeeper)>,
 }
 
 impl Driver {
@@ -121,6 +126,7 @@ impl Driver {
                 last_block_time: last_time,
                 sync_sent: None,
                 idle_interval,
+                recent: VecDeque::new(),
             },
             effects,
         ))
@@ -268,7 +274,7 @@ impl Driver {
                     self.net(NetCommand::Consensus(Box::new(
                         ConsensusMessage::Proposal {
                             proposal,
-                            block: candidate.block.clone(),
+                            block: Box::new(candidate.block.clone()),
                         },
                     )));
                 }
@@ -377,6 +383,11 @@ impl Driver {
             NetEvent::Peers(n) => set(&self.shared.metrics.peers, n as u64),
             NetEvent::Consensus { from, id, message } => {
                 let verdict = match *message {
+                    ConsensusMessage::Vote(vote)
+                        if vote.vote.height < self.engine.status().height =>
+                    {
+                        self.late_vote(vote)?
+                    }
                     ConsensusMessage::Vote(vote) => {
                         self.note_height(vote.vote.height);
                         match self.feed(Input::Vote(vote))? {
@@ -389,7 +400,7 @@ impl Driver {
                     }
                     ConsensusMessage::Proposal { proposal, block } => {
                         self.note_height(proposal.proposal.height);
-                        self.on_proposal(from, proposal, block)?
+                        self.on_proposal(from, proposal, *block)?
                     }
                 };
                 self.report(from, id, verdict);
@@ -422,6 +433,39 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// A vote for a height already decided: checked against that height's
+    /// votes, so that a validator that signed two different votes is caught
+    /// even when the second arrives late.
+    fn late_vote(&mut self, vote: cairn_consensus::SignedVote) -> Result<Verdict, NodeError> {
+        let chain = read(&self.shared.chain).id();
+        let set = self.engine.validator_set().clone();
+        let Some((_, keeper)) = self.recent.iter_mut().find(|(h, _)| *h == vote.vote.height) else {
+            return Ok(Verdict::Ignore);
+        };
+        let Some(index) = set.index_of(&vote.vote.validator) else {
+            return Ok(Verdict::Reject);
+        };
+        if vote.vote.chain != chain
+            || set
+                .verify(index, &vote.vote.sign_bytes(), &vote.signature)
+                .is_err()
+        {
+            return Ok(Verdict::Reject);
+        }
+        if let cairn_consensus::AddOutcome::Conflict(Some(evidence)) =
+            keeper.add(index, set.power(index), vote)
+        {
+            warn!(
+                height = vote.vote.height.0,
+                round = vote.vote.round.0,
+                ?evidence,
+                "a validator equivocated (late vote); evidence recorded"
+            );
+            self.shared.store.record_evidence(&evidence)?;
+        }
+        Ok(Verdict::Ignore)
     }
 
     /// A message from a later height means this node may be behind.
@@ -625,6 +669,11 @@ impl Driver {
         self.timers.clear();
         self.pending_value = None;
         self.awaiting_block = None;
+        self.recent
+            .push_back((Height(height), self.engine.votes().clone()));
+        while self.recent.len() > RECENT_HEIGHTS {
+            self.recent.pop_front();
+        }
         let set = self.engine.validator_set().clone();
         let mut effects = self.engine.start_height(Height(height + 1), set)?;
         // Proposals that arrived early.

@@ -54,7 +54,7 @@ pub enum ConsensusMessage {
         /// The signed proposal.
         proposal: SignedProposal,
         /// The block whose header hash is the proposal's value.
-        block: Block,
+        block: Box<Block>,
     },
     /// A prevote or precommit.
     Vote(SignedVote),
@@ -136,6 +136,10 @@ pub enum NetCommand {
     },
     /// Ask a connected peer for blocks (a random one if `None`).
     Sync(Option<PeerId>, SyncRequest),
+    /// Refuse these peers until [`NetCommand::Unblock`] (a devnet partition).
+    Block(Vec<PeerId>),
+    /// Accept these peers again, if the allow-list has them.
+    Unblock(Vec<PeerId>),
 }
 
 /// The node's verdict on a gossiped message.
@@ -336,6 +340,8 @@ pub async fn start(
         consensus_topic,
         tx_topic,
         dial,
+        allowed,
+        blocked: HashSet::new(),
         connected: HashMap::new(),
         strikes: HashMap::new(),
         banned: HashMap::new(),
@@ -358,6 +364,8 @@ struct NetTask {
     consensus_topic: IdentTopic,
     tx_topic: IdentTopic,
     dial: Vec<(PeerId, Multiaddr)>,
+    allowed: HashSet<PeerId>,
+    blocked: HashSet<PeerId>,
     connected: HashMap<PeerId, u32>,
     strikes: HashMap<PeerId, u32>,
     banned: HashMap<PeerId, Instant>,
@@ -397,11 +405,14 @@ impl NetTask {
         for peer in expired {
             self.banned.remove(&peer);
             self.strikes.remove(&peer);
-            self.swarm.behaviour_mut().allow.allow_peer(peer);
+            if !self.blocked.contains(&peer) {
+                self.swarm.behaviour_mut().allow.allow_peer(peer);
+            }
         }
         for (peer, addr) in self.dial.clone() {
             if !self.connected.contains_key(&peer)
                 && !self.banned.contains_key(&peer)
+                && !self.blocked.contains(&peer)
                 && !self.swarm.is_connected(&peer)
             {
                 let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
@@ -459,6 +470,25 @@ impl NetTask {
                 if let Some(peer) = peer {
                     self.swarm.behaviour_mut().sync.send_request(&peer, request);
                 }
+            }
+            NetCommand::Block(peers) => {
+                for peer in peers {
+                    tracing::info!(%peer, "blocking a peer on request");
+                    self.blocked.insert(peer);
+                    self.swarm.behaviour_mut().allow.disallow_peer(peer);
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
+            }
+            NetCommand::Unblock(peers) => {
+                for peer in peers {
+                    if self.blocked.remove(&peer) && !self.banned.contains_key(&peer) {
+                        tracing::info!(%peer, "unblocking a peer on request");
+                        if self.allowed.contains(&peer) {
+                            self.swarm.behaviour_mut().allow.allow_peer(peer);
+                        }
+                    }
+                }
+                self.redial();
             }
         }
     }

@@ -499,3 +499,62 @@ fn node_init_sets_up_a_home_and_refuses_what_would_not_run() {
     assert!(err.contains("bad.json"), "{err}");
     assert!(!d.join("bad").exists());
 }
+
+#[test]
+fn node_run_refuses_a_home_it_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let genesis = vector("genesis.json");
+    let genesis = genesis.to_str().unwrap();
+
+    // No home at all.
+    let err = fails(d, &["node", "run", "--home", "nowhere"]);
+    assert!(
+        err.contains("not a node home") && err.contains("node init"),
+        "{err}"
+    );
+
+    // An observer home whose config no longer says observer: its key votes nowhere.
+    ok(
+        d,
+        &[
+            "node",
+            "init",
+            "--home",
+            "obs",
+            "--genesis",
+            genesis,
+            "--observer",
+        ],
+    );
+    let config = d.join("obs/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("observer = true", "observer = false")).unwrap();
+    let err = fails(d, &["node", "run", "--home", "obs"]);
+    assert!(
+        err.contains("is not a validator") && err.contains("observer = true"),
+        "{err}"
+    );
+
+    // A missing genesis.
+    std::fs::write(&config, text).unwrap();
+    std::fs::rename(d.join("obs/genesis.json"), d.join("saved.json")).unwrap();
+    let err = fails(d, &["node", "run", "--home", "obs"]);
+    assert!(
+        err.contains("genesis file") && err.contains("missing"),
+        "{err}"
+    );
+
+    // Another chain's genesis over this data folder.
+    let mut other = GenesisDocument::load(&d.join("saved.json")).unwrap();
+    other.chain_id = "another-chain".into();
+    std::fs::write(d.join("obs/genesis.json"), other.to_json()).unwrap();
+    let err = fails(d, &["node", "run", "--home", "obs"]);
+    assert!(err.contains("belongs to chain"), "{err}");
+
+    // A config with a typo.
+    std::fs::rename(d.join("saved.json"), d.join("obs/genesis.json")).unwrap();
+    std::fs::write(&config, "[api]\nlisten_address = \"127.0.0.1:1\"\n").unwrap();
+    let err = fails(d, &["node", "run", "--home", "obs"]);
+    assert!(err.contains("listen_address"), "{err}");
+}

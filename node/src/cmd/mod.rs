@@ -1,8 +1,11 @@
 //! What each command does.
 
+mod devnet;
 mod genesis;
 mod keys;
 mod node;
+mod tx;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -14,5 +17,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(command) => keys::run(command),
         Command::Genesis(command) => genesis::run(command),
         Command::Node(command) => node::run(command),
+        Command::Devnet(command) => devnet::run(command),
+        Command::Tx(command) => tx::run(command),
+        Command::Verify(args) => verify::run(args),
     }
 }

@@ -301,9 +301,29 @@ impl Store {
     }
 
     /// Stores evidence of a validator's equivocation (idempotent).
+    /// The same pair of messages is one piece of evidence, whichever came first.
     pub fn record_evidence(&self, evidence: &Evidence) -> Result<(), NodeError> {
+        let canonical = match *evidence {
+            Evidence::ConflictingVotes { first, second }
+                if second.signature.0 < first.signature.0 =>
+            {
+                Evidence::ConflictingVotes {
+                    first: second,
+                    second: first,
+                }
+            }
+            Evidence::ConflictingProposals { first, second }
+                if second.signature.0 < first.signature.0 =>
+            {
+                Evidence::ConflictingProposals {
+                    first: second,
+                    second: first,
+                }
+            }
+            other => other,
+        };
         let bytes = encode(evidence);
-        let key = Hash::domain("cairn 2026-11 evidence key v1", &bytes);
+        let key = Hash::domain("cairn 2026-11 evidence key v1", &encode(&canonical));
         self.db
             .put_cf_opt(self.cf(EVIDENCE)?, key.0, bytes, &synced())?;
         Ok(())

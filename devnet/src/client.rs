@@ -1,0 +1,124 @@
+//! A small blocking client for a node's HTTP API.
+
+use std::time::Duration;
+
+use cairn_anchoring::{ProofBundle, SignedTransaction};
+use serde_json::Value;
+
+use crate::DevnetError;
+
+/// A node's API at `base` (e.g. `http://127.0.0.1:8080`).
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Api {
+    /// A client for the API at `base`.
+    pub fn new(base: impl Into<String>) -> Api {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        Api {
+            base: base.into().trim_end_matches('/').to_owned(),
+            agent,
+        }
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn fail(&self, path: &str, message: impl Into<String>) -> DevnetError {
+        DevnetError::Http {
+            url: format!("{}{path}", self.base),
+            message: message.into(),
+        }
+    }
+
+    /// `GET path` → (status, JSON).
+    pub fn get(&self, path: &str) -> Result<(u16, Value), DevnetError> {
+        let response = self.agent.get(&format!("{}{path}", self.base)).call();
+        self.answer(path, response)
+    }
+
+    /// The status and JSON body of a response (`null` for a body that is not JSON).
+    fn answer(
+        &self,
+        path: &str,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<(u16, Value), DevnetError> {
+        let mut response = response.map_err(|e| self.fail(path, e.to_string()))?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .read_json::<Value>()
+            .unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    /// `GET path`, insisting on 200.
+    pub fn get_ok(&self, path: &str) -> Result<Value, DevnetError> {
+        match self.get(path)? {
+            (200, body) => Ok(body),
+            (status, body) => Err(self.fail(path, format!("{status}: {}", error_text(&body)))),
+        }
+    }
+
+    /// The node's committed height, if it answers.
+    pub fn height(&self) -> Option<u64> {
+        self.get("/v1/status")
+            .ok()
+            .and_then(|(s, v)| (s == 200).then(|| v["height"].as_u64()).flatten())
+    }
+
+    /// Submits a transaction → (status, JSON).
+    pub fn submit(&self, tx: &SignedTransaction) -> Result<(u16, Value), DevnetError> {
+        let path = "/v1/txs";
+        let response = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .header("Content-Type", "application/octet-stream")
+            .send(&tx.encode()[..]);
+        self.answer(path, response)
+    }
+
+    /// Submits a transaction, insisting it is accepted.
+    pub fn submit_ok(&self, tx: &SignedTransaction) -> Result<(), DevnetError> {
+        match self.submit(tx)? {
+            (200 | 202, _) => Ok(()),
+            (status, body) => Err(self.fail("/v1/txs", format!("{status}: {}", error_text(&body)))),
+        }
+    }
+
+    /// The proof bundle of a commitment.
+    pub fn bundle(&self, commitment: &str) -> Result<ProofBundle, DevnetError> {
+        let path = format!("/v1/credentials/{commitment}/bundle");
+        let body = self.get_ok(&path)?;
+        let hex = body["bundle"].as_str().unwrap_or_default();
+        let bytes = hex::decode(hex).map_err(|e| self.fail(&path, e.to_string()))?;
+        Ok(ProofBundle::decode(&bytes)?)
+    }
+
+    /// `POST path` with a JSON body → status.
+    pub fn post_json(&self, path: &str, body: &Value) -> Result<u16, DevnetError> {
+        let response = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .send_json(body)
+            .map_err(|e| self.fail(path, e.to_string()))?;
+        Ok(response.status().as_u16())
+    }
+}
+
+/// The message of an API error body.
+pub fn error_text(body: &Value) -> String {
+    match body["error"]["message"].as_str() {
+        Some(m) => format!("{} ({})", m, body["error"]["code"].as_str().unwrap_or("")),
+        None => body.to_string(),
+    }
+}
