@@ -49,6 +49,10 @@ admin = false
 idle_block_interval_ms = 1000
 # How often to re-send this node's own consensus messages.
 rebroadcast_interval_ms = 1000
+# Most commitments (state writes) in a block this node proposes, so that
+# building and re-executing a block stays well inside the propose timeout.
+# The genesis limits still apply; this only keeps this node's blocks smaller.
+max_block_commitments = 10000
 
 [mempool]
 # Most pending transactions.
@@ -105,6 +109,8 @@ pub struct ConsensusSection {
     pub idle_block_interval_ms: u64,
     /// Rebroadcast interval.
     pub rebroadcast_interval_ms: u64,
+    /// Most commitments in a block this node proposes.
+    pub max_block_commitments: u64,
 }
 
 /// `[mempool]`
@@ -170,6 +176,7 @@ impl Default for ConsensusSection {
         ConsensusSection {
             idle_block_interval_ms: 1_000,
             rebroadcast_interval_ms: 1_000,
+            max_block_commitments: 10_000,
         }
     }
 }

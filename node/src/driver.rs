@@ -70,6 +70,7 @@ pub struct Driver {
     sync_sent: Option<Instant>,
     idle_interval: Duration,
     recent: VecDeque<(Height, cairn_consensus::VoteKeeper)>,
+    commit_sent: Option<(Height, Instant)>,
 }
 
 impl Driver {
@@ -127,6 +128,7 @@ impl Driver {
                 sync_sent: None,
                 idle_interval,
                 recent: VecDeque::new(),
+                commit_sent: None,
             },
             effects,
         ))
@@ -319,9 +321,12 @@ impl Driver {
             return Ok(Vec::new());
         };
         let params = &self.shared.genesis.consensus;
+        let max_writes = usize::try_from(self.shared.config.consensus.max_block_commitments)
+            .unwrap_or(usize::MAX);
         let candidates = lock(&self.shared.mempool).candidates(
             params.max_block_txs as usize,
             params.max_block_bytes as usize,
+            max_writes,
         );
         let (executed, refused) =
             read(&self.shared.chain).build(candidates, Timestamp::now(), me)?;
@@ -386,7 +391,19 @@ impl Driver {
                     ConsensusMessage::Vote(vote)
                         if vote.vote.height < self.engine.status().height =>
                     {
-                        self.late_vote(vote)?
+                        let height = vote.vote.height;
+                        let (verdict, signed) = self.late_vote(vote)?;
+                        if signed {
+                            self.help_behind(height)?;
+                        }
+                        verdict
+                    }
+                    ConsensusMessage::Commit { block, certificate } => {
+                        if self.on_synced(from, *block, certificate)? {
+                            Verdict::Accept
+                        } else {
+                            Verdict::Ignore
+                        }
                     }
                     ConsensusMessage::Vote(vote) => {
                         self.note_height(vote.vote.height);
@@ -435,24 +452,49 @@ impl Driver {
         Ok(())
     }
 
+    /// A peer still voting at a height this node has committed is behind:
+    /// gossip that height's block and certificate (at most every 500 ms per
+    /// height), so it decides at once instead of waiting for block sync.
+    fn help_behind(&mut self, height: Height) -> Result<(), NodeError> {
+        if self
+            .commit_sent
+            .is_some_and(|(h, at)| h == height && at.elapsed() < Duration::from_millis(500))
+        {
+            return Ok(());
+        }
+        let Some((block, certificate)) = read(&self.shared.chain).certified_block(height.0)? else {
+            return Ok(());
+        };
+        self.commit_sent = Some((height, Instant::now()));
+        self.net(NetCommand::Consensus(Box::new(ConsensusMessage::Commit {
+            block: Box::new(block),
+            certificate,
+        })));
+        Ok(())
+    }
+
     /// A vote for a height already decided: checked against that height's
     /// votes, so that a validator that signed two different votes is caught
     /// even when the second arrives late.
-    fn late_vote(&mut self, vote: cairn_consensus::SignedVote) -> Result<Verdict, NodeError> {
+    /// Returns the verdict and whether the signature was checked and valid.
+    fn late_vote(
+        &mut self,
+        vote: cairn_consensus::SignedVote,
+    ) -> Result<(Verdict, bool), NodeError> {
         let chain = read(&self.shared.chain).id();
         let set = self.engine.validator_set().clone();
         let Some((_, keeper)) = self.recent.iter_mut().find(|(h, _)| *h == vote.vote.height) else {
-            return Ok(Verdict::Ignore);
+            return Ok((Verdict::Ignore, false));
         };
         let Some(index) = set.index_of(&vote.vote.validator) else {
-            return Ok(Verdict::Reject);
+            return Ok((Verdict::Reject, false));
         };
         if vote.vote.chain != chain
             || set
                 .verify(index, &vote.vote.sign_bytes(), &vote.signature)
                 .is_err()
         {
-            return Ok(Verdict::Reject);
+            return Ok((Verdict::Reject, false));
         }
         if let cairn_consensus::AddOutcome::Conflict(Some(evidence)) =
             keeper.add(index, set.power(index), vote)
@@ -465,7 +507,7 @@ impl Driver {
             );
             self.shared.store.record_evidence(&evidence)?;
         }
-        Ok(Verdict::Ignore)
+        Ok((Verdict::Ignore, true))
     }
 
     /// A message from a later height means this node may be behind.

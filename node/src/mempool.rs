@@ -111,18 +111,31 @@ impl Mempool {
         Ok(Admission::Added)
     }
 
-    /// The oldest pending transactions that fit in `max_txs` and `max_bytes`.
-    pub fn candidates(&self, max_txs: usize, max_bytes: usize) -> Vec<SignedTransaction> {
+    /// The oldest pending transactions that fit in `max_txs`, `max_bytes`
+    /// and `max_writes` state writes (one per anchored commitment, one for
+    /// any other action).
+    pub fn candidates(
+        &self,
+        max_txs: usize,
+        max_bytes: usize,
+        max_writes: usize,
+    ) -> Vec<SignedTransaction> {
         let mut out = Vec::new();
         let mut bytes = 0;
+        let mut writes = 0;
         for p in self.order.values() {
             if out.len() >= max_txs {
                 break;
             }
-            if bytes + p.bytes > max_bytes {
+            let w = match &p.tx.tx.action {
+                cairn_anchoring::Action::Anchor(items) => items.len(),
+                _ => 1,
+            };
+            if bytes + p.bytes > max_bytes || (writes + w > max_writes && !out.is_empty()) {
                 continue;
             }
             bytes += p.bytes;
+            writes += w;
             out.push(p.tx.clone());
         }
         out
@@ -292,8 +305,11 @@ mod tests {
         assert_eq!(add(&mut pool, &a).unwrap(), Admission::Added);
         assert_eq!(add(&mut pool, &b).unwrap(), Admission::AlreadyPending);
         assert_eq!(pool.len(), 2);
-        assert_eq!(pool.candidates(10, 1 << 20), vec![b.clone(), a.clone()]);
-        assert_eq!(pool.candidates(1, 1 << 20), vec![b]);
+        assert_eq!(
+            pool.candidates(10, 1 << 20, 100),
+            vec![b.clone(), a.clone()]
+        );
+        assert_eq!(pool.candidates(1, 1 << 20, 100), vec![b]);
     }
 
     #[test]
@@ -314,7 +330,9 @@ mod tests {
             Err(NodeError::MempoolFull { .. })
         ));
         assert_eq!(pool.bytes(), size * 2);
-        assert_eq!(pool.candidates(10, size), vec![tx(1)]);
+        assert_eq!(pool.candidates(10, size, 100), vec![tx(1)]);
+        // Each holds one commitment: a budget of one write takes one.
+        assert_eq!(pool.candidates(10, 1 << 20, 1), vec![tx(1)]);
     }
 
     #[test]

@@ -58,6 +58,13 @@ pub enum ConsensusMessage {
     },
     /// A prevote or precommit.
     Vote(SignedVote),
+    /// A decided block with its certificate, for peers still at its height.
+    Commit {
+        /// The block.
+        block: Box<Block>,
+        /// Its commit certificate.
+        certificate: CommitCertificate,
+    },
 }
 
 /// What goes on a gossip topic: a sender's counter (so that a message sent
