@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -352,10 +352,11 @@ struct BundleQuery {
 async fn bundle(
     State(s): State<Arc<Shared>>,
     Path(c): Path<String>,
-    Query(q): Query<BundleQuery>,
+    q: Result<Query<BundleQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> ApiResult {
     let commitment = parse_commitment(&c)?;
+    let Query(q) = q.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let shared = s.clone();
     let found = blocking(move || Ok(read(&shared.chain).bundle(&commitment, q.events)?)).await?;
     let Some(bundle) = found else {
@@ -496,6 +497,15 @@ struct Peers {
     peers: Vec<String>,
 }
 
+fn peers_body(body: Result<Json<Peers>, JsonRejection>) -> Result<Peers, ApiError> {
+    body.map(|Json(p)| p).map_err(|e| {
+        ApiError::bad_request(
+            "malformed_json",
+            format!("expected {{\"peers\": [PEER_ID, …]}}: {}", e.body_text()),
+        )
+    })
+}
+
 fn peer_ids(peers: &Peers) -> Result<Vec<libp2p::PeerId>, ApiError> {
     peers
         .peers
@@ -507,13 +517,21 @@ fn peer_ids(peers: &Peers) -> Result<Vec<libp2p::PeerId>, ApiError> {
         .collect()
 }
 
-async fn block_peers(State(s): State<Arc<Shared>>, Json(peers): Json<Peers>) -> ApiResult {
+async fn block_peers(
+    State(s): State<Arc<Shared>>,
+    peers: Result<Json<Peers>, JsonRejection>,
+) -> ApiResult {
+    let peers = peers_body(peers)?;
     let ids = peer_ids(&peers)?;
     let _ = s.net.send(crate::net::NetCommand::Block(ids)).await;
     ok(json!({"blocked": peers.peers}))
 }
 
-async fn unblock_peers(State(s): State<Arc<Shared>>, Json(peers): Json<Peers>) -> ApiResult {
+async fn unblock_peers(
+    State(s): State<Arc<Shared>>,
+    peers: Result<Json<Peers>, JsonRejection>,
+) -> ApiResult {
+    let peers = peers_body(peers)?;
     let ids = peer_ids(&peers)?;
     let _ = s.net.send(crate::net::NetCommand::Unblock(ids)).await;
     ok(json!({"unblocked": peers.peers}))

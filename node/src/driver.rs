@@ -29,7 +29,7 @@ use tracing::{debug, error, info, warn};
 use crate::NodeError;
 use crate::chain::{Executed, InvalidBlock};
 use crate::mempool::{lock, read, write};
-use crate::metrics::{add, set};
+use crate::metrics::{add, raise, set};
 use crate::net::{ConsensusMessage, MAX_SYNC_BLOCKS, NetCommand, NetEvent, SyncRequest, Verdict};
 use crate::node::Shared;
 use crate::sign_state::SignStateFile;
@@ -422,21 +422,10 @@ impl Driver {
                 };
                 self.report(from, id, verdict);
             }
-            NetEvent::Transactions { .. } => {
-                // Admitted by the transaction task, never here.
-            }
             NetEvent::Blocks { from, response } => {
                 self.sync_sent = None;
                 let peer_height = response.height;
-                if peer_height
-                    > self
-                        .shared
-                        .metrics
-                        .peer_height
-                        .load(std::sync::atomic::Ordering::Relaxed)
-                {
-                    set(&self.shared.metrics.peer_height, peer_height);
-                }
+                raise(&self.shared.metrics.peer_height, peer_height);
                 let full = response.blocks.len() as u32 >= MAX_SYNC_BLOCKS;
                 for (block, cert) in response.blocks {
                     if !self.on_synced(from, block, cert)? {
@@ -512,15 +501,7 @@ impl Driver {
 
     /// A message from a later height means this node may be behind.
     fn note_height(&self, height: Height) {
-        let seen = height.0.saturating_sub(1);
-        let metrics = &self.shared.metrics;
-        if seen
-            > metrics
-                .peer_height
-                .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            set(&metrics.peer_height, seen);
-        }
+        raise(&self.shared.metrics.peer_height, height.0.saturating_sub(1));
     }
 
     fn on_proposal(
@@ -587,6 +568,15 @@ impl Driver {
         })
     }
 
+    /// The ids of `block`'s transactions that the mempool admitted (their
+    /// signatures were verified then). Taken up front so that the pool is
+    /// not locked against submissions while the block executes.
+    fn admitted(&self, block: &Block) -> std::collections::HashSet<cairn_genesis::Hash> {
+        let ids: Vec<_> = block.transactions.iter().map(|t| t.id()).collect();
+        let pool = lock(&self.shared.mempool);
+        ids.into_iter().filter(|id| pool.contains(id)).collect()
+    }
+
     /// Re-executes a proposed block for the current height (once per block).
     fn judge(&mut self, block: &Block) -> Result<bool, NodeError> {
         let value = block.header.value_id();
@@ -596,14 +586,12 @@ impl Driver {
         {
             return Ok(true);
         }
-        let outcome = {
-            let pool = lock(&self.shared.mempool);
-            read(&self.shared.chain).execute(
-                block,
-                &|id| pool.contains(id),
-                Some(Timestamp::now()),
-            )?
-        };
+        let known = self.admitted(block);
+        let outcome = read(&self.shared.chain).execute(
+            block,
+            &|id| known.contains(id),
+            Some(Timestamp::now()),
+        )?;
         match outcome {
             Ok(executed) => {
                 self.shared.store.keep_proposal(block)?;
@@ -638,9 +626,9 @@ impl Driver {
             }) => executed,
             Some(Candidate { block, .. }) => {
                 // Certified by a quorum: its time was judged by them.
-                let pool = lock(&self.shared.mempool);
+                let known = self.admitted(&block);
                 let outcome =
-                    read(&self.shared.chain).execute(&block, &|id| pool.contains(id), None)?;
+                    read(&self.shared.chain).execute(&block, &|id| known.contains(id), None)?;
                 match outcome {
                     Ok(executed) => executed,
                     Err(InvalidBlock(reason)) => {

@@ -37,6 +37,11 @@ pub fn set(a: &AtomicU64, v: u64) {
     a.store(v, Ordering::Relaxed);
 }
 
+/// Raises a gauge to `v` if it is below.
+pub fn raise(a: &AtomicU64, v: u64) {
+    a.fetch_max(v, Ordering::Relaxed);
+}
+
 /// Adds to a counter.
 pub fn add(a: &AtomicU64, v: u64) {
     a.fetch_add(v, Ordering::Relaxed);

@@ -93,7 +93,19 @@ pub struct SyncResponse {
     pub blocks: Vec<(Block, CommitCertificate)>,
 }
 
-/// What the network hands the node.
+/// Transactions from gossip, to admit and report (they go to the admission
+/// task, not to the consensus driver).
+#[derive(Debug)]
+pub struct GossipedTransactions {
+    /// The peer that forwarded them.
+    pub from: PeerId,
+    /// The gossip id.
+    pub id: MessageId,
+    /// The transactions.
+    pub txs: Vec<SignedTransaction>,
+}
+
+/// What the network hands the consensus driver.
 #[derive(Debug)]
 pub enum NetEvent {
     /// A consensus message from gossip, to validate and report.
@@ -104,15 +116,6 @@ pub enum NetEvent {
         id: MessageId,
         /// The message.
         message: Box<ConsensusMessage>,
-    },
-    /// Transactions from gossip, to admit and report.
-    Transactions {
-        /// The peer that forwarded them.
-        from: PeerId,
-        /// The gossip id.
-        id: MessageId,
-        /// The transactions.
-        txs: Vec<SignedTransaction>,
     },
     /// A sync response.
     Blocks {
@@ -226,7 +229,7 @@ pub async fn start(
     config: NetConfig,
     store: Store,
     events: mpsc::Sender<NetEvent>,
-    tx_events: mpsc::Sender<NetEvent>,
+    tx_events: mpsc::Sender<GossipedTransactions>,
 ) -> Result<Network, NodeError> {
     let mut seed = key.signing_key().to_bytes();
     let identity = libp2p::identity::Keypair::ed25519_from_bytes(&mut seed)
@@ -367,7 +370,7 @@ struct NetTask {
     swarm: Swarm<Behaviour>,
     store: Store,
     events: mpsc::Sender<NetEvent>,
-    tx_events: mpsc::Sender<NetEvent>,
+    tx_events: mpsc::Sender<GossipedTransactions>,
     consensus_topic: IdentTopic,
     tx_topic: IdentTopic,
     dial: Vec<(PeerId, Multiaddr)>,
@@ -608,7 +611,7 @@ impl NetTask {
         } else if message.topic == self.tx_topic.hash() {
             match borsh::from_slice::<Envelope<Vec<SignedTransaction>>>(&message.data) {
                 Ok(envelope) => {
-                    let event = NetEvent::Transactions {
+                    let event = GossipedTransactions {
                         from,
                         id,
                         txs: envelope.body,

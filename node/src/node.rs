@@ -19,7 +19,7 @@ use crate::config::{Config, Home};
 use crate::driver::Driver;
 use crate::mempool::{Admission, Mempool, admit_decoded};
 use crate::metrics::{Metrics, add};
-use crate::net::{self, NetCommand, NetConfig, NetEvent, Verdict};
+use crate::net::{self, GossipedTransactions, NetCommand, NetConfig, Verdict};
 use crate::sign_state::SignStateFile;
 use crate::store::{RocksWal, Store};
 
@@ -260,11 +260,8 @@ pub async fn run(
 
 /// Admits gossiped transactions off the async threads (signature checks
 /// are CPU work) and reports a verdict per gossip message.
-async fn admit_gossip(shared: Arc<Shared>, mut events: mpsc::Receiver<NetEvent>) {
-    while let Some(event) = events.recv().await {
-        let NetEvent::Transactions { from, id, txs } = event else {
-            continue;
-        };
+async fn admit_gossip(shared: Arc<Shared>, mut events: mpsc::Receiver<GossipedTransactions>) {
+    while let Some(GossipedTransactions { from, id, txs }) = events.recv().await {
         let worker = shared.clone();
         let verdict = tokio::task::spawn_blocking(move || {
             let now = Timestamp::now();

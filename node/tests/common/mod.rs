@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cairn_anchoring::{
-    Action, AnchorItem, Commitment, CredentialDocument, SignedTransaction, Transaction,
-};
+use cairn_anchoring::{Action, AnchorItem, CredentialDocument, SignedTransaction, Transaction};
 use cairn_devnet::{DemoSeat, TYPE_DRIVER_LICENSE, demo_agencies, demo_genesis};
 use cairn_genesis::{GenesisDocument, KeyPair, Timestamp};
 use serde_json::Value;
@@ -430,9 +428,4 @@ impl Drop for TestNet {
             eprintln!("kept {}", dir.keep().display());
         }
     }
-}
-
-/// The commitment of a credential document, for lookups.
-pub fn commitment_hex(c: &Commitment) -> String {
-    c.to_string()
 }
