@@ -161,8 +161,13 @@ pub async fn run(
         max_connections: config.network.max_connections,
         max_message_bytes: usize::try_from(config.network.max_message_bytes).unwrap_or(usize::MAX),
     };
+    // The libp2p identity: node.key unless a separate identity key is set.
+    let separate = match config.network.identity_key.as_str() {
+        "" => None,
+        path => Some(KeyPair::load(&home.root().join(path))?),
+    };
     let network = net::start(
-        &key,
+        separate.as_ref().unwrap_or(&key),
         &genesis,
         net_config,
         store.clone(),
