@@ -57,4 +57,4 @@ pub use transaction::{
     Action, AnchorItem, MAX_COMMITMENTS_PER_TX, MAX_TX_BYTES, MAX_TX_LIFETIME_BLOCKS,
     RevocationReason, SignedTransaction, TX_ID_DOMAIN, TX_SIGN_DOMAIN, Transaction,
 };
-pub use verify::{Check, CheckName, Trust, Verdict, verify};
+pub use verify::{Check, CheckName, Trace, TracedEvent, Trust, Verdict, trace, verify};

@@ -93,6 +93,20 @@ pub enum EventKind {
     },
 }
 
+impl EventKind {
+    /// The event's name, as the API and the CLI print it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Anchored { renews: None } => "anchored",
+            EventKind::Anchored { renews: Some(_) } => "anchored (renewal)",
+            EventKind::Suspended => "suspended",
+            EventKind::Reinstated => "reinstated",
+            EventKind::Revoked { .. } => "revoked",
+            EventKind::Superseded { .. } => "superseded",
+        }
+    }
+}
+
 /// One lifecycle event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 pub struct LifecycleEvent {

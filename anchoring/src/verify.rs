@@ -15,8 +15,11 @@ use cairn_consensus::ValidatorSet;
 use cairn_genesis::{GenesisDocument, Hash, Timestamp};
 use serde::Serialize;
 
-use crate::bundle::ProofBundle;
-use crate::{AnchoringError, Commitment, Presentation, StateKey, Status};
+use crate::bundle::{EventProof, ProofBundle};
+use crate::{
+    Action, AnchoringError, Commitment, CredentialRecord, LifecycleEvent, Presentation, StateKey,
+    Status,
+};
 
 /// What the verifier trusts: the chain identity and its validator set.
 #[derive(Clone, Debug)]
@@ -43,6 +46,14 @@ impl Trust {
             validator_names: genesis.validators.iter().map(|v| v.name.clone()).collect(),
         })
     }
+
+    /// The name of the validator at `index`, for a verdict.
+    fn signer_name(&self, index: usize) -> String {
+        self.validator_names
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| format!("validator {index}"))
+    }
 }
 
 /// The checks, in the order they are reported.
@@ -65,6 +76,22 @@ pub enum CheckName {
     BundleAge,
     /// The proofs of the credential's lifecycle events.
     Events,
+}
+
+impl CheckName {
+    /// The check's name as people read it.
+    pub fn label(self) -> &'static str {
+        match self {
+            CheckName::Format => "format",
+            CheckName::Commitment => "commitment",
+            CheckName::Finality => "finality",
+            CheckName::Inclusion => "inclusion",
+            CheckName::Accreditation => "accreditation",
+            CheckName::Status => "status",
+            CheckName::BundleAge => "bundle age",
+            CheckName::Events => "events",
+        }
+    }
 }
 
 /// One check's result.
@@ -176,74 +203,18 @@ pub fn verify(
     v.commitment = Some(commitment);
 
     // Finality.
-    let header = &bundle.header;
-    let cert = &bundle.certificate;
-    let finality = if header.chain != trust.chain {
-        Err(format!(
-            "the header is from chain {}, not the trusted {}",
-            header.chain, trust.chain
-        ))
-    } else if cert.height.0 != header.height || cert.value != header.value_id() {
-        Err(format!(
-            "the certificate is for height {} block {}, not this header",
-            cert.height, cert.value
-        ))
-    } else {
-        match cert.verify(trust.chain, &trust.validators) {
-            Ok(verified) => {
-                v.signers = verified
-                    .signers
-                    .iter()
-                    .map(|&i| {
-                        trust
-                            .validator_names
-                            .get(i)
-                            .cloned()
-                            .unwrap_or_else(|| format!("validator {i}"))
-                    })
-                    .collect();
-                Ok(format!(
-                    "height {} finalized by {} of {} validators ({} of {} voting power): {}",
-                    header.height,
-                    verified.signers.len(),
-                    trust.validators.len(),
-                    verified.signed_power,
-                    trust.validators.total_power(),
-                    v.signers.join(", ")
-                ))
-            }
-            Err(e) => Err(format!("commit certificate refused: {e}")),
-        }
-    };
+    let finality = finality(bundle, trust).map(|(detail, signers)| {
+        v.signers = signers;
+        detail
+    });
     if !v.record(CheckName::Finality, finality) {
         return v;
     }
 
     // Inclusion of the record.
+    let header = &bundle.header;
     let record = &bundle.record;
-    let inclusion = if record.commitment != commitment {
-        Err(format!(
-            "the bundle proves {}, not the presented {commitment}",
-            record.commitment
-        ))
-    } else {
-        let bytes = borsh::to_vec(record).unwrap_or_default();
-        bundle
-            .record_proof
-            .verify(
-                header.state_root,
-                &StateKey::Credential(commitment),
-                Some(&bytes),
-            )
-            .map(|()| {
-                format!(
-                    "anchored at height {} by {}",
-                    record.events.first().map_or(0, |e| e.height),
-                    record.issuer
-                )
-            })
-            .map_err(|e| e.to_string())
-    };
+    let inclusion = record_inclusion(bundle, commitment);
     if !v.record(CheckName::Inclusion, inclusion) {
         return v;
     }
@@ -351,27 +322,200 @@ fn check_events(bundle: &ProofBundle, trust: &Trust) -> Result<String, String> {
         ));
     }
     for (proof, event) in bundle.events.iter().zip(&bundle.record.events) {
-        let h = &proof.header;
-        let ok = h.chain == trust.chain
-            && h.height == event.height
-            && proof.certificate.height.0 == h.height
-            && proof.certificate.value == h.value_id()
-            && proof
-                .certificate
-                .verify(trust.chain, &trust.validators)
-                .is_ok()
-            && proof.inclusion.verify(h)
-            && proof.inclusion.transaction.id() == event.tx
-            && u64::from(event.tx_index) == proof.inclusion.proof.index;
-        if !ok {
-            return Err(format!(
-                "the proof of the {:?} event at height {} does not verify",
-                event.kind, event.height
-            ));
-        }
+        event_proof(proof, event, trust)?;
     }
     Ok(format!(
         "{} event(s), each in a finalized block",
         bundle.events.len()
     ))
+}
+
+/// Checks that the bundle's header is of the trusted chain and finalized by
+/// its validators; returns the detail and the signers' names.
+fn finality(bundle: &ProofBundle, trust: &Trust) -> Result<(String, Vec<String>), String> {
+    let header = &bundle.header;
+    let cert = &bundle.certificate;
+    if header.chain != trust.chain {
+        return Err(format!(
+            "the header is from chain {}, not the trusted {}",
+            header.chain, trust.chain
+        ));
+    }
+    if cert.height.0 != header.height || cert.value != header.value_id() {
+        return Err(format!(
+            "the certificate is for height {} block {}, not this header",
+            cert.height, cert.value
+        ));
+    }
+    let verified = cert
+        .verify(trust.chain, &trust.validators)
+        .map_err(|e| format!("commit certificate refused: {e}"))?;
+    let signers: Vec<String> = verified
+        .signers
+        .iter()
+        .map(|&i| trust.signer_name(i))
+        .collect();
+    Ok((
+        format!(
+            "height {} finalized by {} of {} validators ({} of {} voting power): {}",
+            header.height,
+            verified.signers.len(),
+            trust.validators.len(),
+            verified.signed_power,
+            trust.validators.total_power(),
+            signers.join(", ")
+        ),
+        signers,
+    ))
+}
+
+/// Checks that the bundle's record is `commitment`'s and sits in the
+/// header's state.
+fn record_inclusion(bundle: &ProofBundle, commitment: Commitment) -> Result<String, String> {
+    let record = &bundle.record;
+    if record.commitment != commitment {
+        return Err(format!(
+            "the bundle proves {}, not the presented {commitment}",
+            record.commitment
+        ));
+    }
+    let bytes = borsh::to_vec(record).unwrap_or_default();
+    bundle
+        .record_proof
+        .verify(
+            bundle.header.state_root,
+            &StateKey::Credential(commitment),
+            Some(&bytes),
+        )
+        .map(|()| {
+            format!(
+                "anchored at height {} by {}",
+                record.events.first().map_or(0, |e| e.height),
+                record.issuer
+            )
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// Checks one event's proof: its transaction is in a block of the trusted
+/// chain, at the event's height and position, finalized by the validators.
+/// Returns the signers' names.
+fn event_proof(
+    proof: &EventProof,
+    event: &LifecycleEvent,
+    trust: &Trust,
+) -> Result<Vec<String>, String> {
+    let h = &proof.header;
+    let failed = |why: &str| {
+        format!(
+            "the proof of the {} event at height {} does not verify: {why}",
+            event.kind.name(),
+            event.height
+        )
+    };
+    if h.chain != trust.chain || h.height != event.height {
+        return Err(failed("its block is of another chain or height"));
+    }
+    if proof.certificate.height.0 != h.height || proof.certificate.value != h.value_id() {
+        return Err(failed("the certificate is not for its block"));
+    }
+    let verified = proof
+        .certificate
+        .verify(trust.chain, &trust.validators)
+        .map_err(|e| failed(&e.to_string()))?;
+    if !proof.inclusion.verify(h)
+        || proof.inclusion.transaction.id() != event.tx
+        || u64::from(event.tx_index) != proof.inclusion.proof.index
+    {
+        return Err(failed("the transaction is not in its block"));
+    }
+    Ok(verified
+        .signers
+        .iter()
+        .map(|&i| trust.signer_name(i))
+        .collect())
+}
+
+/// One lifecycle event of a trace, with the check of its proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TracedEvent {
+    /// The event as the record holds it.
+    pub event: LifecycleEvent,
+    /// The action of the transaction that caused it, as its proof shows.
+    pub action: Option<Action>,
+    /// Whether its proof verified.
+    pub proven: bool,
+    /// What the check found, in words.
+    pub detail: String,
+    /// Names of the validators that finalized its block.
+    pub signers: Vec<String>,
+}
+
+/// A regulator's view of one credential: its record as of a finalized
+/// height, and every lifecycle event with its own proof checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Trace {
+    /// True only if the header, the record and every event verified.
+    pub verified: bool,
+    /// The checks of the bundle itself (finality, inclusion of the record).
+    pub checks: Vec<Check>,
+    /// The record.
+    pub record: CredentialRecord,
+    /// Its status at the time the trace was judged.
+    pub status: Status,
+    /// Height of the bundle's header.
+    pub height: u64,
+    /// The events, oldest first.
+    pub events: Vec<TracedEvent>,
+}
+
+/// Traces `commitment` from a bundle that carries its events' proofs,
+/// checking everything against `trust` (no node, no network).
+pub fn trace(commitment: Commitment, bundle: &ProofBundle, trust: &Trust, now: Timestamp) -> Trace {
+    let mut verdict = Verdict::new();
+    let finality = finality(bundle, trust).map(|(detail, _)| detail);
+    if verdict.record(CheckName::Finality, finality) {
+        verdict.record(CheckName::Inclusion, record_inclusion(bundle, commitment));
+    }
+    let record_ok = verdict.checks.iter().all(|c| c.passed);
+    let mut events = Vec::with_capacity(bundle.record.events.len());
+    for (i, event) in bundle.record.events.iter().enumerate() {
+        let proof = bundle.events.get(i);
+        let checked = match proof {
+            None => Err("no proof of this event in the bundle".to_owned()),
+            Some(p) => event_proof(p, event, trust),
+        };
+        let (proven, detail, signers) = match (checked, proof) {
+            (Ok(signers), Some(p)) => (
+                true,
+                format!(
+                    "transaction {} is in block {} at height {}, finalized by {} validator(s)",
+                    event.tx,
+                    p.header.hash(),
+                    event.height,
+                    signers.len()
+                ),
+                signers,
+            ),
+            (Ok(_), None) => (false, "no proof".to_owned(), Vec::new()),
+            (Err(e), _) => (false, e, Vec::new()),
+        };
+        events.push(TracedEvent {
+            event: event.clone(),
+            action: proof.map(|p| p.inclusion.transaction.tx.action.clone()),
+            proven,
+            detail,
+            signers,
+        });
+    }
+    Trace {
+        verified: record_ok
+            && bundle.events.len() == bundle.record.events.len()
+            && events.iter().all(|e| e.proven),
+        checks: verdict.checks,
+        status: bundle.record.status_at(now),
+        record: bundle.record.clone(),
+        height: bundle.header.height,
+        events,
+    }
 }

@@ -39,6 +39,89 @@ pub enum Command {
     /// Verify a presentation: offline with its stapled proof bundle and the
     /// genesis, or online against a node. Exit 0 only if the license is valid.
     Verify(VerifyArgs),
+    /// Create credentials (issuers) and presentations of them (holders).
+    #[command(subcommand)]
+    Credential(CredentialCommand),
+    /// Fetch proof bundles from a node.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+    /// For regulators: every lifecycle event of a credential, each with its
+    /// proof checked against the genesis.
+    Trace(TraceArgs),
+}
+
+/// `cairn credential …`
+#[derive(Debug, Subcommand)]
+pub enum CredentialCommand {
+    /// Create a credential from its fields: a fresh salt per field; prints
+    /// the commitment to anchor. The file holds the salts: give it only to
+    /// the holder.
+    New {
+        /// Credential type code, e.g. driver-license.
+        #[arg(long = "type", value_name = "CODE")]
+        credential_type: String,
+        /// Issuer id (Unified Social Credit Code).
+        #[arg(long)]
+        issuer: String,
+        /// A JSON object of field names to string values.
+        #[arg(long, value_name = "FIELDS.json")]
+        fields: PathBuf,
+        /// Where to write the credential.
+        #[arg(long, value_name = "CRED.json")]
+        out: PathBuf,
+    },
+    /// Disclose chosen fields of a credential; the others stay hidden.
+    Present {
+        /// The credential file.
+        credential: PathBuf,
+        /// Field names to disclose, comma-separated (none: only that the
+        /// credential exists and is in force).
+        #[arg(long, value_delimiter = ',')]
+        disclose: Vec<String>,
+        /// A proof bundle to staple (from `cairn bundle fetch`), so that
+        /// the presentation verifies offline.
+        #[arg(long, value_name = "BUNDLE.json")]
+        bundle: Option<PathBuf>,
+        /// Where to write the presentation.
+        #[arg(long, value_name = "PRESENTATION.json")]
+        out: PathBuf,
+    },
+}
+
+/// `cairn bundle …`
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Fetch a credential's proof bundle at the node's latest height.
+    Fetch {
+        /// The credential's commitment (hex).
+        commitment: String,
+        /// The node to ask.
+        #[arg(long, value_name = "URL")]
+        node: String,
+        /// Check the bundle against this genesis before writing it.
+        #[arg(long, value_name = "FILE")]
+        genesis: Option<PathBuf>,
+        /// Where to write it.
+        #[arg(long, value_name = "BUNDLE.json")]
+        out: PathBuf,
+    },
+}
+
+/// `cairn trace`
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// The credential's commitment (hex).
+    pub commitment: String,
+    /// The node to ask.
+    #[arg(long, value_name = "URL")]
+    pub node: String,
+    /// The chain's genesis file (default: ./genesis.json, else the node's,
+    /// which is then trusted as served).
+    #[arg(long, value_name = "FILE")]
+    pub genesis: Option<PathBuf>,
+    /// Print the trace as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// What every transaction command needs.
@@ -76,6 +159,31 @@ pub enum ReasonArg {
 /// `cairn tx …`
 #[derive(Debug, Subcommand)]
 pub enum TxCommand {
+    /// Anchor credentials (from `cairn credential new`), in as few
+    /// transactions as the size limit allows.
+    Anchor {
+        /// Credential files.
+        #[arg(required = true, value_name = "CRED.json")]
+        credentials: Vec<PathBuf>,
+        /// When they stop being valid (RFC 3339), if ever.
+        #[arg(long, value_parser = parse_time)]
+        valid_until: Option<Timestamp>,
+        #[command(flatten)]
+        common: TxCommon,
+    },
+    /// Replace a credential by a renewed or changed one (延续/变更).
+    Supersede {
+        /// The commitment of the credential replaced (hex).
+        old: String,
+        /// The successor's credential file.
+        #[arg(value_name = "CRED.json")]
+        credential: PathBuf,
+        /// When the successor stops being valid (RFC 3339), if ever.
+        #[arg(long, value_parser = parse_time)]
+        valid_until: Option<Timestamp>,
+        #[command(flatten)]
+        common: TxCommon,
+    },
     /// Suspend an active credential (暂扣).
     Suspend {
         /// The credential's commitment (hex).
@@ -107,9 +215,10 @@ pub enum TxCommand {
 pub struct VerifyArgs {
     /// The presentation file.
     pub presentation: PathBuf,
-    /// The chain's genesis file: the only thing trusted offline.
+    /// The chain's genesis file: the only thing trusted offline (default:
+    /// ./genesis.json, else with --node the node's, trusted as served).
     #[arg(long, value_name = "FILE")]
-    pub genesis: PathBuf,
+    pub genesis: Option<PathBuf>,
     /// Fetch a fresh bundle from this node instead of the stapled one.
     #[arg(long, value_name = "URL")]
     pub node: Option<String>,

@@ -16,6 +16,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod net;
 pub mod node;
+pub mod query;
 pub mod sign_state;
 pub mod store;
 

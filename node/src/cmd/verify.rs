@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use cairn_anchoring::{PresentationFile, Trust, verify};
+use cairn_anchoring::{PresentationFile, verify};
 use cairn_devnet::client::Api;
-use cairn_genesis::{GenesisDocument, Timestamp};
+use cairn_genesis::Timestamp;
 
 use crate::cli::VerifyArgs;
 
@@ -14,8 +14,12 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read {}", args.presentation.display()))?;
     let file = PresentationFile::parse(&text)
         .with_context(|| format!("{} is not a presentation file", args.presentation.display()))?;
-    let genesis = GenesisDocument::load_valid(&args.genesis)?;
-    let trust = Trust::from_genesis(&genesis)?;
+    let (trust, warning) = super::trust(args.genesis.as_deref(), args.node.as_deref())?;
+    if let Some(w) = &warning
+        && !args.json
+    {
+        eprintln!("note: {w}");
+    }
     let bundle = match &args.node {
         Some(url) => {
             let commitment = file
@@ -46,11 +50,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         for check in &verdict.checks {
             let mark = if check.passed { "✓" } else { "✗" };
-            println!(
-                "{mark} {:<14} {}",
-                format!("{:?}", check.name).to_lowercase(),
-                check.detail
-            );
+            println!("{mark} {:<14} {}", check.name.label(), check.detail);
         }
         println!(
             "{}",

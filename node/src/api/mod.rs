@@ -14,13 +14,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cairn_anchoring::{
-    AnchoringError, Commitment, CredentialRecord, SignedTransaction, StateKey, TxInclusion,
-};
+use cairn_anchoring::{AnchoringError, Commitment, CredentialRecord, SignedTransaction, StateKey};
 use cairn_consensus::{CommitCertificate, Evidence};
 use cairn_genesis::{CredentialType, Hash, Issuer, Timestamp};
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+mod explore;
 
 use crate::NodeError;
 use crate::mempool::{Admission, lock, read};
@@ -42,7 +42,14 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/credentials/{commitment}", get(credential))
         .route("/v1/credentials/{commitment}/bundle", get(bundle))
-        .route("/v1/credentials/{commitment}/trace", get(trace))
+        .route(
+            "/v1/credentials/{commitment}/trace",
+            get(explore::credential_trace),
+        )
+        .route("/v1/genesis", get(explore::genesis))
+        .route("/v1/blocks", get(explore::blocks))
+        .route("/v1/events", get(explore::events))
+        .route("/v1/verify", post(explore::verify_presentation))
         .route("/v1/issuers", get(issuers))
         .route("/v1/types", get(types))
         .route("/v1/evidence", get(evidence))
@@ -143,7 +150,7 @@ fn ok(value: Value) -> ApiResult {
 
 async fn not_found() -> ApiError {
     ApiError::not_found(
-        "no such endpoint; see /v1/status, /v1/txs, /v1/blocks/{height}, /v1/credentials/{commitment}",
+        "no such endpoint; see /v1/status, /v1/txs, /v1/blocks, /v1/credentials/{commitment}, /v1/events, /v1/verify",
     )
 }
 
@@ -379,55 +386,6 @@ async fn bundle(
         "bytes": bytes.len(),
         "bundle": hex::encode(&bytes),
     }))
-}
-
-async fn trace(State(s): State<Arc<Shared>>, Path(c): Path<String>) -> ApiResult {
-    let commitment = parse_commitment(&c)?;
-    let shared = s.clone();
-    let out = blocking(move || {
-        let chain = read(&shared.chain);
-        let Some(record) = chain.read::<CredentialRecord>(&StateKey::Credential(commitment))?
-        else {
-            return Err(ApiError::not_found(format!(
-                "credential {commitment} was never anchored on this chain"
-            )));
-        };
-        let set = chain.validators();
-        let mut events = Vec::new();
-        for e in &record.events {
-            let proof = chain.event_proof(e.height, e.tx_index)?;
-            let finality = proof.certificate.verify(chain.id(), set);
-            let included = proof.inclusion.verify(&proof.header)
-                && proof.certificate.value == proof.header.value_id()
-                && proof.inclusion.transaction.id() == e.tx;
-            events.push(json!({
-                "event": e.kind,
-                "height": e.height,
-                "time": e.time.to_rfc3339(),
-                "actor": e.actor,
-                "transaction": e.tx,
-                "action": proof.inclusion.transaction.tx.action,
-                "proof": {
-                    "block_hash": proof.header.hash(),
-                    "included": included,
-                    "finalized": finality.is_ok(),
-                    "signers": finality.map(|v| v.signers.len()).unwrap_or(0),
-                    "inclusion": inclusion_json(&proof.inclusion),
-                    "certificate": certificate_json(&proof.certificate),
-                },
-            }));
-        }
-        Ok(json!({
-            "record": record_json(&record, Timestamp::now()),
-            "events": events,
-        }))
-    })
-    .await?;
-    ok(out)
-}
-
-fn inclusion_json(inclusion: &TxInclusion) -> Value {
-    serde_json::to_value(&inclusion.proof).unwrap_or(Value::Null)
 }
 
 async fn issuers(State(s): State<Arc<Shared>>) -> ApiResult {
