@@ -322,7 +322,7 @@ impl Supervisor {
     pub fn status_table(&self) -> String {
         let mut out = format!(
             "{:<4} {:<10} {:>8} {:>7} {:>5}  {:<24} {}\n",
-            "node", "state", "pid", "height", "peers", "api", "agency"
+            "node", "state", "pid", "height", "peers", "api and web", "agency"
         );
         for (i, node) in self.manifest.nodes.iter().enumerate() {
             let (height, peers) = match self.procs[i].state {

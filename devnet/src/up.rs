@@ -168,7 +168,8 @@ fn summary(layout: &Layout, supervisor: &Supervisor, seeded: &seed::Seeded) -> S
     let api0 = supervisor.manifest().nodes[0].api();
     let presentation = seeded.presentation.display();
     s.push_str(&format!(
-        "\na presentation of 张三's driver's license (name, class and validity disclosed, ID number hidden):\n  {presentation}\n\
+        "\nweb pages (every node serves them):\n  explorer  {api0}/\n  verifier  {api0}/verify   (drop the presentation below on it)\n  trace     {api0}/trace/{commitment}\n  regulator {api0}/regulator\n\
+         \na presentation of 张三's driver's license (name, class and validity disclosed, ID number hidden):\n  {presentation}\n\
          \nverify it offline, trusting only the genesis:\n  {me} verify {presentation} --genesis {dir}/genesis.json\n\
          \nrevoke it, then verify again against a node (the stapled bundle predates the revocation):\n  \
          {me} tx revoke {commitment} --reason revoked-as-penalty --node {api0} --key {police} --wait\n  \

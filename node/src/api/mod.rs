@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 mod explore;
+mod web;
 
 use crate::NodeError;
 use crate::mempool::{Admission, lock, read};
@@ -54,6 +55,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/types", get(types))
         .route("/v1/evidence", get(evidence))
         .route("/metrics", get(metrics))
+        .merge(web::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
