@@ -244,6 +244,20 @@ impl Browser {
         }
     }
 
+    /// Opens the verifier page of `api`, gives it `file` through its file
+    /// input (as a person choosing or dropping it) and returns the verdict.
+    fn verify_file(&self, api: &str, file: &Path) -> String {
+        self.go(&format!("{api}/verify"));
+        let input = self.find("#file");
+        self.call(
+            "POST",
+            &format!("/element/{input}/value"),
+            json!({"text": file.display().to_string()}),
+        );
+        self.wait_until("a verdict", "document.querySelector('#verdict-banner')");
+        self.text("#verdict-banner")
+    }
+
     fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.call("GET", "/screenshot", Value::Null);
         let bytes = base64::engine::general_purpose::STANDARD
@@ -307,16 +321,8 @@ fn the_web_verifier_shows_the_demo_license_valid_then_revoked() {
     browser.screenshot("1-explorer");
 
     // The verifier: the demo presentation file, dropped through the file input.
-    browser.go(&format!("{api}/verify"));
-    let input = browser.find("#file");
     let file = seeded.presentation.canonicalize().unwrap();
-    browser.call(
-        "POST",
-        &format!("/element/{input}/value"),
-        json!({"text": file.display().to_string()}),
-    );
-    browser.wait_until("a verdict", "document.querySelector('#verdict-banner')");
-    let verdict = browser.text("#verdict-banner");
+    let verdict = browser.verify_file(&api, &file);
     assert!(verdict.contains("有效 VALID"), "{verdict}");
     assert!(!verdict.contains("NOT VALID"), "{verdict}");
     let checks = browser.text("#checks");
@@ -361,15 +367,7 @@ fn the_web_verifier_shows_the_demo_license_valid_then_revoked() {
     }
 
     // The same file on the same page: now refused, and it says why.
-    browser.go(&format!("{api}/verify"));
-    let input = browser.find("#file");
-    browser.call(
-        "POST",
-        &format!("/element/{input}/value"),
-        json!({"text": file.display().to_string()}),
-    );
-    browser.wait_until("a verdict", "document.querySelector('#verdict-banner')");
-    let verdict = browser.text("#verdict-banner");
+    let verdict = browser.verify_file(&api, &file);
     assert!(verdict.contains("NOT VALID"), "{verdict}");
     assert!(verdict.contains("revoked"), "{verdict}");
     assert!(verdict.contains("吊销"), "{verdict}");
