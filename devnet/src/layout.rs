@@ -217,12 +217,25 @@ fn node_config(p2p: u16, api: u16) -> String {
     )
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port that was free a moment ago on 127.0.0.1, and not handed out
+/// before by this process (the kernel may offer a just-released port again,
+/// and two nodes' listeners would then collide).
 pub fn free_port() -> Result<u16, DevnetError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| DevnetError::io(Path::new("127.0.0.1:0"), &e))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| DevnetError::io(Path::new("127.0.0.1:0"), &e))
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let io = |e: std::io::Error| DevnetError::io(Path::new("127.0.0.1:0"), &e);
+    for _ in 0..100 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io)?;
+        let port = listener.local_addr().map_err(io)?.port();
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !given.contains(&port) {
+            given.push(port);
+            return Ok(port);
+        }
+    }
+    Err(DevnetError::io(
+        Path::new("127.0.0.1:0"),
+        &std::io::Error::other("no new free port in 100 attempts"),
+    ))
 }

@@ -35,11 +35,7 @@ fn cairn_bin() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    cairn_devnet::layout::free_port().unwrap()
 }
 
 /// A running `cairn devnet up`, stopped with SIGINT (as Ctrl-C) on drop.

@@ -4,7 +4,6 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,12 +34,9 @@ pub struct TestNet {
     nonce: u64,
 }
 
+/// A free port on 127.0.0.1 that no other node of this test process got.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    cairn_devnet::layout::free_port().unwrap()
 }
 
 fn agent() -> ureq::Agent {
