@@ -80,6 +80,7 @@ impl CommitCertificate {
         let mut seen = HashSet::with_capacity(self.signatures.len());
         let mut signers = Vec::with_capacity(self.signatures.len());
         let mut power = 0u64;
+        let mut messages = Vec::with_capacity(self.signatures.len());
         for sig in &self.signatures {
             let index =
                 validators
@@ -92,14 +93,18 @@ impl CommitCertificate {
                     validator: sig.validator,
                 });
             }
-            validators.verify(
-                index,
-                &self.precommit(sig.validator).sign_bytes(),
-                &sig.signature,
-            )?;
+            messages.push(self.precommit(sig.validator).sign_bytes());
             power += validators.power(index);
             signers.push(index);
         }
+        // Every signature is checked, in one batch.
+        let items: Vec<(usize, &[u8], &Signature)> = signers
+            .iter()
+            .zip(&messages)
+            .zip(&self.signatures)
+            .map(|((&i, m), s)| (i, m.as_slice(), &s.signature))
+            .collect();
+        validators.verify_all(&items)?;
         if !validators.is_quorum(power) {
             return Err(ConsensusError::InsufficientPower {
                 found: power,

@@ -48,6 +48,66 @@ pub enum Command {
     /// For regulators: every lifecycle event of a credential, each with its
     /// proof checked against the genesis.
     Trace(TraceArgs),
+    /// Measure this machine's limits and the node's throughput, latency,
+    /// serving and sync rates (real processes on 127.0.0.1; build with
+    /// --release). Markdown on stdout.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `cairn bench …`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// ed25519 (one and batched), blake3, state-tree inserts, synced RocksDB writes.
+    Limits {
+        /// Runs per figure (median and spread are reported).
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+        /// A twentieth of the work: a check that it runs, not a measurement.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Anchoring load on a fresh devnet: commitments and transactions
+    /// finalized per second, latency percentiles, CPU and peak RSS per node.
+    Network(NetworkBench),
+    /// Bundle queries per second on one node under concurrent clients.
+    Serve {
+        /// Seconds of querying.
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Credentials anchored first (queried at random).
+        #[arg(long, default_value_t = 10_000)]
+        credentials: usize,
+    },
+    /// Catch-up speed of a validator restarted after the others made BLOCKS blocks.
+    Sync {
+        /// Blocks made while it is stopped.
+        #[arg(long, default_value_t = 10_000)]
+        blocks: u64,
+    },
+}
+
+/// `cairn bench network`
+#[derive(Debug, Args)]
+pub struct NetworkBench {
+    /// Validators (each its own process).
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    /// Transactions submitted per second.
+    #[arg(long, default_value_t = 50)]
+    pub rate: u32,
+    /// Commitments per transaction.
+    #[arg(long, default_value_t = 1_000)]
+    pub batch: usize,
+    /// Seconds of submitting.
+    #[arg(long, default_value_t = 60)]
+    pub duration: u64,
+    /// Submitting clients (threads).
+    #[arg(long, default_value_t = 8)]
+    pub threads: usize,
 }
 
 /// `cairn credential …`

@@ -1,5 +1,6 @@
 //! What each command does.
 
+mod bench;
 mod bundle;
 mod credential;
 mod devnet;
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Credential(command) => credential::run(command),
         Command::Bundle(command) => bundle::run(command),
         Command::Trace(args) => trace::run(args),
+        Command::Bench(command) => bench::run(command),
     }
 }
 

@@ -1,0 +1,409 @@
+//! `cairn bench`: the machine's limits and the node's figures, measured on
+//! this machine with real processes. Markdown tables on stdout, progress on
+//! stderr; nothing asserts on time. BENCHMARKS.md records the results.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cairn_anchoring::{Action, AnchorItem, Commitment, Transaction};
+use cairn_devnet::TYPE_DRIVER_LICENSE;
+use cairn_devnet::layout::Layout;
+use cairn_devnet::load::{self, LoadOptions, LoadReport};
+use cairn_devnet::supervisor::Supervisor;
+use cairn_genesis::{GenesisDocument, Hash, KeyPair, Timestamp};
+use cairn_node::bench::{TABLE_HEADER, limits, thousands};
+
+use crate::cli::{BenchCommand, NetworkBench};
+
+pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        BenchCommand::Limits { runs, quick } => {
+            let dir = tempdir("limits")?;
+            let figures = limits(dir.path(), runs, if quick { 20 } else { 1 })?;
+            println!("{TABLE_HEADER}");
+            for f in figures {
+                println!("{}", f.row());
+            }
+        }
+        BenchCommand::Network(options) => {
+            let report = network(&options)?;
+            println!("{}", report.table());
+        }
+        BenchCommand::Serve {
+            duration,
+            clients,
+            credentials,
+        } => serve(Duration::from_secs(duration), clients, credentials)?,
+        BenchCommand::Sync { blocks } => sync(blocks)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A folder removed on drop, under the system's temporary folder.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir(what: &str) -> anyhow::Result<TempDir> {
+    let dir = std::env::temp_dir().join(format!(
+        "cairn-bench-{what}-{}-{}",
+        std::process::id(),
+        Timestamp::now().0
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(TempDir(dir))
+}
+
+/// A devnet of `validators` nodes started from this very binary, stopped on drop.
+struct Bench {
+    _dir: TempDir,
+    layout: Layout,
+    sup: Supervisor,
+}
+
+impl Bench {
+    fn start(validators: usize, idle_ms: u64) -> anyhow::Result<Bench> {
+        let dir = tempdir("net")?;
+        let layout = Layout::new(dir.path().join("devnet"));
+        let me = std::env::current_exe()?;
+        layout.create(&me, validators)?;
+        for i in 0..validators {
+            let path = layout.home(i).join("config.toml");
+            let text = std::fs::read_to_string(&path)?;
+            std::fs::write(
+                &path,
+                text.replace(
+                    "idle_block_interval_ms = 1000",
+                    &format!("idle_block_interval_ms = {idle_ms}"),
+                ),
+            )?;
+        }
+        let mut sup = Supervisor::new(layout.clone(), me)?;
+        sup.start_all()?;
+        let bench = Bench {
+            _dir: dir,
+            layout,
+            sup,
+        };
+        bench.wait_height(0, 2, Duration::from_secs(60))?;
+        Ok(bench)
+    }
+
+    fn height(&self, i: usize) -> u64 {
+        self.sup.api(i).height().unwrap_or(0)
+    }
+
+    fn wait_height(&self, i: usize, height: u64, timeout: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        while self.height(i) < height {
+            if start.elapsed() > timeout {
+                bail!(
+                    "node {i} is at {} after {timeout:?}, not {height}:\n{}",
+                    self.height(i),
+                    self.sup.log_tail(i, 20)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        self.sup.stop_all();
+    }
+}
+
+/// CPU seconds (user + system) a process has used, and its peak resident
+/// set in bytes, from /proc (Linux; clock ticks of 1/100 s).
+fn process_usage(pid: u32) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) end with ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let peak_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((ticks as f64 / 100.0, peak_kb * 1024))
+}
+
+/// What a network run measured.
+pub struct NetworkReport {
+    options: String,
+    load: LoadReport,
+    /// Per node: share of one core used during the load (1.0 = a whole
+    /// core), peak RSS in bytes.
+    nodes: Vec<(f64, u64)>,
+    height: (u64, u64),
+}
+
+impl NetworkReport {
+    fn table(&self) -> String {
+        let l = &self.load;
+        let tx_rate = l.finalized as f64 / l.elapsed.max(1e-9);
+        let c_rate = l.commitments as f64 / l.elapsed.max(1e-9);
+        let mut s = format!(
+            "| run | finalized | commitments/s | tx/s | latency p50 / p95 / p99 | blocks |\n|---|---|---|---|---|---|\n| {} | {} of {} accepted ({} refused) | {} | {} | {:.0} / {:.0} / {:.0} ms | {}–{} |\n\n| node | CPU (cores) | peak RSS |\n|---|---|---|\n",
+            self.options,
+            l.finalized,
+            l.accepted,
+            l.refused,
+            thousands(c_rate),
+            thousands(tx_rate),
+            l.latency_ms.0,
+            l.latency_ms.1,
+            l.latency_ms.2,
+            self.height.0,
+            self.height.1,
+        );
+        for (i, (cpu, rss)) in self.nodes.iter().enumerate() {
+            s.push_str(&format!(
+                "| {i} | {cpu:.2} | {} MiB |\n",
+                rss / (1024 * 1024)
+            ));
+        }
+        if let Some(r) = &l.first_refusal {
+            s.push_str(&format!("\nfirst refusal: {r}\n"));
+        }
+        s
+    }
+}
+
+/// Anchoring load on a fresh devnet: throughput, latency, CPU and memory.
+fn network(o: &NetworkBench) -> anyhow::Result<NetworkReport> {
+    eprintln!(
+        "starting {} validators on 127.0.0.1 (release build recommended) …",
+        o.validators
+    );
+    let bench = Bench::start(o.validators, 1000)?;
+    let before: Vec<Option<(f64, u64)>> = (0..o.validators)
+        .map(|i| bench.sup.pid(i).and_then(process_usage))
+        .collect();
+    let h0 = bench.height(0);
+    let started = Instant::now();
+    let report = load::run(
+        &bench.layout,
+        &LoadOptions {
+            rate: o.rate,
+            duration: Duration::from_secs(o.duration),
+            batch: o.batch,
+            threads: o.threads,
+        },
+        &mut std::io::stderr(),
+    )?;
+    let wall = started.elapsed().as_secs_f64();
+    let nodes = (0..o.validators)
+        .map(|i| {
+            let after = bench.sup.pid(i).and_then(process_usage);
+            match (before[i], after) {
+                (Some((c0, _)), Some((c1, rss))) => ((c1 - c0) / wall, rss),
+                _ => (0.0, 0),
+            }
+        })
+        .collect();
+    Ok(NetworkReport {
+        options: format!(
+            "{} validators, {} tx/s × {} commitments for {} s, {} clients",
+            o.validators, o.rate, o.batch, o.duration, o.threads
+        ),
+        load: report,
+        nodes,
+        height: (h0, bench.height(0)),
+    })
+}
+
+/// Bundle queries on one node from `clients` concurrent clients.
+fn serve(duration: Duration, clients: usize, credentials: usize) -> anyhow::Result<()> {
+    eprintln!("starting 4 validators and anchoring {credentials} credentials …");
+    let bench = Bench::start(4, 1000)?;
+    let genesis = GenesisDocument::load_valid(&bench.layout.genesis())?;
+    let key = KeyPair::load(&bench.layout.police_key(0))?;
+    let commitments: Vec<Commitment> = (0..credentials as u64)
+        .map(|n| Commitment(Hash::domain("cairn bench serve", &n.to_be_bytes())))
+        .collect();
+    let api = bench.sup.api(0);
+    let mut last = None;
+    for (k, chunk) in commitments.chunks(1_000).enumerate() {
+        let tx = Transaction {
+            chain: genesis.hash(),
+            issuer: genesis.issuers[0].id.clone(),
+            key: key.public_key(),
+            nonce: k as u64 + 1,
+            expires_at: 1_000_000,
+            action: Action::Anchor(
+                chunk
+                    .iter()
+                    .map(|c| AnchorItem {
+                        commitment: *c,
+                        credential_type: TYPE_DRIVER_LICENSE.into(),
+                        valid_until: None,
+                    })
+                    .collect(),
+            ),
+        }
+        .sign(key.signing_key());
+        match api.submit(&tx)? {
+            (200 | 202, _) => last = Some(tx.id()),
+            (status, body) => bail!("anchoring refused ({status}): {body}"),
+        }
+    }
+    let Some(last) = last else {
+        bail!("nothing to serve: --credentials must be at least 1");
+    };
+    let start = Instant::now();
+    loop {
+        if let Ok((200, body)) = api.get(&format!("/v1/txs/{last}"))
+            && body["status"] == "committed"
+        {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            bail!("the credentials were not finalized within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "querying bundles from {clients} clients for {} s …",
+        duration.as_secs()
+    );
+    let base = bench.sup.manifest().nodes[0].api();
+    let stop = Arc::new(AtomicBool::new(false));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let began = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|t| {
+            let (stop, latencies, errors, bytes) = (
+                stop.clone(),
+                latencies.clone(),
+                errors.clone(),
+                bytes.clone(),
+            );
+            let commitments = commitments.clone();
+            let base = base.clone();
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(10)))
+                    .build()
+                    .into();
+                let mut mine = Vec::new();
+                let mut n = t;
+                while !stop.load(Ordering::Relaxed) {
+                    let c = commitments[n % commitments.len()];
+                    n = n.wrapping_mul(31).wrapping_add(7);
+                    let at = Instant::now();
+                    let ok = agent
+                        .get(&format!("{base}/v1/credentials/{c}/bundle"))
+                        .header("Accept", "application/octet-stream")
+                        .call()
+                        .ok()
+                        .filter(|r| r.status() == 200)
+                        .and_then(|mut r| r.body_mut().read_to_vec().ok());
+                    match ok {
+                        Some(b) => {
+                            bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+                            mine.push(at.elapsed().as_secs_f64() * 1000.0);
+                        }
+                        None => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                latencies
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend(mine);
+            })
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.join();
+    }
+    let wall = began.elapsed().as_secs_f64();
+    let mut l = latencies
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    l.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        l.get(((p / 100.0) * (l.len().saturating_sub(1)) as f64).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let n = l.len() as f64;
+    println!(
+        "| clients | queries/s | p50 / p99 | errors | mean bundle |\n|---|---|---|---|---|\n| {clients} | {} | {:.2} / {:.2} ms | {} | {} bytes |",
+        thousands(n / wall),
+        pct(50.0),
+        pct(99.0),
+        errors.load(Ordering::Relaxed),
+        if n > 0.0 {
+            thousands(bytes.load(Ordering::Relaxed) as f64 / n)
+        } else {
+            "-".into()
+        }
+    );
+    std::io::stdout().flush().ok();
+    Ok(())
+}
+
+/// A validator stopped while the others make `blocks` blocks, then
+/// restarted: how fast it catches up.
+fn sync(blocks: u64) -> anyhow::Result<()> {
+    eprintln!("starting 4 validators with 10 ms idle blocks …");
+    let mut bench = Bench::start(4, 10)?;
+    let stopped_at = bench.height(3);
+    bench.sup.stop(3)?;
+    let from = bench.height(0);
+    let target = from + blocks;
+    eprintln!("node 3 stopped at height {from}; waiting for height {target} …");
+    let start = Instant::now();
+    while bench.height(0) < target {
+        if start.elapsed() > Duration::from_secs(3_600) {
+            bail!("height {target} not reached within an hour");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let made = start.elapsed().as_secs_f64();
+    // The others go on making blocks; node 3 is timed to the height they
+    // had when it restarted.
+    let top = bench.height(0);
+    let behind = top - stopped_at;
+    let restarted = Instant::now();
+    bench.sup.start(3)?;
+    bench.wait_height(3, top, Duration::from_secs(3_600))?;
+    let took = restarted.elapsed().as_secs_f64();
+    println!(
+        "| blocks behind | catch-up time (incl. start) | blocks/s | the others made them at |\n|---|---|---|---|\n| {} | {took:.1} s | {} | {} blocks/s |",
+        thousands(behind as f64),
+        thousands(behind as f64 / took),
+        thousands(blocks as f64 / made)
+    );
+    Ok(())
+}
