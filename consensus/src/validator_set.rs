@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use cairn_genesis::signature::{self, SignatureItem};
 use cairn_genesis::{GenesisDocument, Hash, PublicKey};
 use ed25519_dalek::VerifyingKey;
 
@@ -137,61 +138,49 @@ impl ValidatorSet {
         3 * u128::from(power) > u128::from(self.total_power)
     }
 
-    /// Verifies `signature` by the validator at `index` over `bytes` (strict ed25519).
+    /// Verifies `signature` by the validator at `index` over `bytes`, by
+    /// Cairn's signature rule ([`cairn_genesis::signature`]).
     pub fn verify(
         &self,
         index: usize,
         bytes: &[u8],
         signature: &Signature,
     ) -> Result<(), ConsensusError> {
-        let key = self
-            .keys
+        let key = self.key(index)?;
+        signature::verify(&SignatureItem {
+            key,
+            message: bytes,
+            signature: &signature.0,
+        })
+        .map_err(|_| ConsensusError::InvalidSignature {
+            validator: self.validators[index].public_key,
+        })
+    }
+
+    fn key(&self, index: usize) -> Result<&VerifyingKey, ConsensusError> {
+        self.keys
             .get(index)
             .ok_or(ConsensusError::UnknownValidator {
-                validator: self
-                    .validators
-                    .get(index)
-                    .map(|v| v.public_key)
-                    .unwrap_or(PublicKey([0; 32])),
-            })?;
-        let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
-        key.verify_strict(bytes, &signature)
-            .map_err(|_| ConsensusError::InvalidSignature {
-                validator: self.validators[index].public_key,
+                validator: PublicKey([0; 32]),
             })
     }
 
     /// Verifies many signatures at once, each `(index, bytes, signature)`
-    /// by the validator at `index`. One batch check (ed25519 batch
-    /// verification) accepts every set that one-by-one strict checks accept;
-    /// when it fails, the signatures are checked one by one so that the
-    /// error names the culprit.
+    /// by the validator at `index`, in one batch check whose verdict is
+    /// the one-by-one verdict ([`signature::verify_all`]); a failure names
+    /// the first signature that does not pass.
     pub fn verify_all(&self, items: &[(usize, &[u8], &Signature)]) -> Result<(), ConsensusError> {
-        let mut keys = Vec::with_capacity(items.len());
-        for (index, _, _) in items {
-            keys.push(
-                *self
-                    .keys
-                    .get(*index)
-                    .ok_or(ConsensusError::UnknownValidator {
-                        validator: PublicKey([0; 32]),
-                    })?,
-            );
+        let mut checks = Vec::with_capacity(items.len());
+        for (index, message, sig) in items {
+            checks.push(SignatureItem {
+                key: self.key(*index)?,
+                message,
+                signature: &sig.0,
+            });
         }
-        let messages: Vec<&[u8]> = items.iter().map(|(_, m, _)| *m).collect();
-        let signatures: Vec<ed25519_dalek::Signature> = items
-            .iter()
-            .map(|(_, _, s)| ed25519_dalek::Signature::from_bytes(&s.0))
-            .collect();
-        if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
-            return Ok(());
-        }
-        for (index, bytes, signature) in items {
-            self.verify(*index, bytes, signature)?;
-        }
-        // Every one passed alone: batch verification never refuses such a
-        // set, but should it, the one-by-one verdict stands.
-        Ok(())
+        signature::verify_all(&checks).map_err(|(position, _)| ConsensusError::InvalidSignature {
+            validator: self.validators[items[position].0].public_key,
+        })
     }
 
     /// The proposer of `round` at `height`: weighted round robin, where each

@@ -31,6 +31,7 @@ mod fsutil;
 mod hash;
 mod key;
 mod keyfile;
+pub mod signature;
 mod time;
 mod validate;
 
