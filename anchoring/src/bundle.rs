@@ -5,7 +5,7 @@
 //! and optionally the proofs of the record's events (for regulators).
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use cairn_consensus::CommitCertificate;
+use cairn_consensus::CompactCertificate;
 use cairn_genesis::{CredentialType, Issuer};
 
 use crate::block::{BlockHeader, TxInclusion};
@@ -21,8 +21,8 @@ pub const MAX_BUNDLE_BYTES: usize = 1024 * 1024;
 pub struct EventProof {
     /// The event's block header.
     pub header: BlockHeader,
-    /// Its commit certificate.
-    pub certificate: CommitCertificate,
+    /// Its commit certificate, reduced to a quorum.
+    pub certificate: CompactCertificate,
     /// The transaction and its inclusion proof.
     pub inclusion: TxInclusion,
 }
@@ -32,8 +32,8 @@ pub struct EventProof {
 pub struct ProofBundle {
     /// The finalized header the proofs refer to.
     pub header: BlockHeader,
-    /// Its commit certificate.
-    pub certificate: CommitCertificate,
+    /// Its commit certificate, reduced to a quorum.
+    pub certificate: CompactCertificate,
     /// The credential record.
     pub record: CredentialRecord,
     /// Its state proof.

@@ -28,6 +28,7 @@ pub mod merkle;
 mod presentation;
 mod record;
 mod state;
+mod state_proof;
 mod transaction;
 mod verify;
 
@@ -50,8 +51,8 @@ pub use record::{
     StateKey, Status, TxReceipt,
 };
 pub use state::{
-    AuthenticatedState, MemoryTreeStore, NodeBatch, STATE_TREE_DOMAIN, StateAt, StateHasher,
-    StateProof,
+    AuthenticatedState, MemoryTreeStore, NodeBatch, ProofLeaf, STATE_TREE_DOMAIN, StateAt,
+    StateHasher, StateProof,
 };
 pub use transaction::{
     Action, AnchorItem, MAX_COMMITMENTS_PER_TX, MAX_TX_BYTES, MAX_TX_LIFETIME_BLOCKS,

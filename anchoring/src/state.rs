@@ -10,14 +10,12 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_genesis::Hash;
-use jmt::proof::SparseMerkleProof;
 use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeWriter};
 
 /// The state tree nodes and values one version adds (jmt's `NodeBatch`).
 pub use jmt::storage::NodeBatch;
-use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, RootHash, Version};
+use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
 
 use crate::ledger::StateView;
 use crate::{AnchoringError, StateKey};
@@ -43,25 +41,7 @@ impl jmt::SimpleHasher for StateHasher {
     }
 }
 
-/// A proof of a key's value (or absence) under a state root.
-#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
-pub struct StateProof(pub SparseMerkleProof<StateHasher>);
-
-impl StateProof {
-    /// Checks that `key` holds `value` (`None`: is absent) under `root`.
-    pub fn verify(
-        &self,
-        root: Hash,
-        key: &StateKey,
-        value: Option<&[u8]>,
-    ) -> Result<(), AnchoringError> {
-        self.0
-            .verify(RootHash(root.0), KeyHash(key.hash().0), value)
-            .map_err(|e| AnchoringError::StateProof {
-                reason: e.to_string(),
-            })
-    }
-}
+pub use crate::state_proof::{ProofLeaf, StateProof};
 
 /// The tree's nodes and values in memory.
 #[derive(Default)]
@@ -205,10 +185,9 @@ impl<S: TreeReader + TreeWriter> AuthenticatedState<S> {
         version: Version,
     ) -> Result<(Option<Vec<u8>>, StateProof), AnchoringError> {
         let tree = JellyfishMerkleTree::<_, StateHasher>::new(&self.store);
-        let (value, proof) = tree
-            .get_with_proof(KeyHash(key.hash().0), version)
-            .map_err(storage)?;
-        Ok((value, StateProof(proof)))
+        let key_hash = KeyHash(key.hash().0);
+        let (value, proof) = tree.get_with_proof(key_hash, version).map_err(storage)?;
+        Ok((value, StateProof::from_jmt(&proof, key_hash.0)?))
     }
 
     /// A read view of the state at `version`.

@@ -17,6 +17,7 @@
 //! actions (suspend, reinstate, suspend again) differ by their `nonce`.
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use cairn_genesis::signature::{self, SignatureItem};
 use cairn_genesis::{Hash, PublicKey, Timestamp};
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -107,6 +108,19 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// The credentials the action reads or writes.
+    pub fn commitments(&self) -> Vec<Commitment> {
+        match self {
+            Action::Anchor(items) => items.iter().map(|i| i.commitment).collect(),
+            Action::Suspend { commitment }
+            | Action::Reinstate { commitment }
+            | Action::Revoke { commitment, .. } => vec![*commitment],
+            Action::Supersede { old, new } => vec![*old, new.commitment],
+        }
+    }
+}
+
 /// The body an issuer signs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(deny_unknown_fields)]
@@ -194,15 +208,58 @@ impl SignedTransaction {
         self.tx.id()
     }
 
-    /// Strict ed25519 verification of the signature (weak keys refused).
+    /// Checks the signature by Cairn's rule ([`cairn_genesis::signature`];
+    /// weak keys refused).
     pub fn verify_signature(&self) -> Result<(), AnchoringError> {
-        let bad = || AnchoringError::BadSignature {
+        let key = self.verifying_key()?;
+        signature::verify(&SignatureItem {
+            key: &key,
+            message: &self.tx.sign_bytes(),
+            signature: &self.signature,
+        })
+        .map_err(|_| self.bad_signature())
+    }
+
+    /// Checks the signatures of many transactions in batches, one verdict
+    /// per transaction, each exactly what
+    /// [`SignedTransaction::verify_signature`] says of it.
+    pub fn verify_signatures(txs: &[&SignedTransaction]) -> Vec<Result<(), AnchoringError>> {
+        let keys: Vec<Result<VerifyingKey, AnchoringError>> =
+            txs.iter().map(|tx| tx.verifying_key()).collect();
+        let messages: Vec<Vec<u8>> = txs.iter().map(|tx| tx.tx.sign_bytes()).collect();
+        // Only transactions with a usable key go into the batch.
+        let mut checked = Vec::with_capacity(txs.len());
+        let mut items = Vec::with_capacity(txs.len());
+        for (i, key) in keys.iter().enumerate() {
+            if let Ok(key) = key {
+                checked.push(i);
+                items.push(SignatureItem {
+                    key,
+                    message: &messages[i],
+                    signature: &txs[i].signature,
+                });
+            }
+        }
+        let mut verdicts: Vec<Result<(), AnchoringError>> = keys
+            .iter()
+            .map(|k| k.as_ref().map(|_| ()).map_err(Clone::clone))
+            .collect();
+        for (i, verdict) in checked.into_iter().zip(signature::verify_each(&items)) {
+            if verdict.is_err() {
+                verdicts[i] = Err(txs[i].bad_signature());
+            }
+        }
+        verdicts
+    }
+
+    fn bad_signature(&self) -> AnchoringError {
+        AnchoringError::BadSignature {
             issuer: self.tx.issuer.clone(),
-        };
-        let key = VerifyingKey::from_bytes(&self.tx.key.0).map_err(|_| bad())?;
-        let signature = ed25519_dalek::Signature::from_bytes(&self.signature);
-        key.verify_strict(&self.tx.sign_bytes(), &signature)
-            .map_err(|_| bad())
+        }
+    }
+
+    fn verifying_key(&self) -> Result<VerifyingKey, AnchoringError> {
+        self.tx.key.check().map_err(|_| self.bad_signature())
     }
 
     /// Decodes borsh bytes: refuses more than [`MAX_TX_BYTES`] before

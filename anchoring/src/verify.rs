@@ -11,10 +11,11 @@
 //! was anchored by an accredited issuer; the bundle shows the issuer's and
 //! the type's entries as of the bundle's height.
 
-use cairn_consensus::ValidatorSet;
+use cairn_consensus::{CompactCertificate, ConsensusError, Height, ValidatorSet, VerifiedCommit};
 use cairn_genesis::{GenesisDocument, Hash, Timestamp};
 use serde::Serialize;
 
+use crate::block::BlockHeader;
 use crate::bundle::{EventProof, ProofBundle};
 use crate::{
     Action, AnchoringError, Commitment, CredentialRecord, LifecycleEvent, Presentation, StateKey,
@@ -341,15 +342,8 @@ fn finality(bundle: &ProofBundle, trust: &Trust) -> Result<(String, Vec<String>)
             header.chain, trust.chain
         ));
     }
-    if cert.height.0 != header.height || cert.value != header.value_id() {
-        return Err(format!(
-            "the certificate is for height {} block {}, not this header",
-            cert.height, cert.value
-        ));
-    }
-    let verified = cert
-        .verify(trust.chain, &trust.validators)
-        .map_err(|e| format!("commit certificate refused: {e}"))?;
+    let verified =
+        certified(header, cert, trust).map_err(|e| format!("commit certificate refused: {e}"))?;
     let signers: Vec<String> = verified
         .signers
         .iter()
@@ -367,6 +361,24 @@ fn finality(bundle: &ProofBundle, trust: &Trust) -> Result<(String, Vec<String>)
         ),
         signers,
     ))
+}
+
+/// Checks that `certificate` finalizes `header` on the trusted chain: the
+/// certificate is read as one for this header's height and block, so a
+/// certificate of any other block does not verify.
+fn certified(
+    header: &BlockHeader,
+    certificate: &CompactCertificate,
+    trust: &Trust,
+) -> Result<VerifiedCommit, ConsensusError> {
+    certificate
+        .expand(
+            header.chain,
+            Height(header.height),
+            header.value_id(),
+            &trust.validators,
+        )?
+        .verify(trust.chain, &trust.validators)
 }
 
 /// Checks that the bundle's record is `commitment`'s and sits in the
@@ -416,13 +428,7 @@ fn event_proof(
     if h.chain != trust.chain || h.height != event.height {
         return Err(failed("its block is of another chain or height"));
     }
-    if proof.certificate.height.0 != h.height || proof.certificate.value != h.value_id() {
-        return Err(failed("the certificate is not for its block"));
-    }
-    let verified = proof
-        .certificate
-        .verify(trust.chain, &trust.validators)
-        .map_err(|e| failed(&e.to_string()))?;
+    let verified = certified(h, &proof.certificate, trust).map_err(|e| failed(&e.to_string()))?;
     if !proof.inclusion.verify(h)
         || proof.inclusion.transaction.id() != event.tx
         || u64::from(event.tx_index) != proof.inclusion.proof.index

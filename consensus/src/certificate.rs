@@ -117,3 +117,109 @@ impl CommitCertificate {
         })
     }
 }
+
+/// A commit certificate as a proof bundle carries it: the signatures of a
+/// quorum only, each signer named by its index in the validator set (a bit
+/// in `signers`) instead of by its 32-byte key, and no chain, height or
+/// block, which the header it travels with supplies.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct CompactCertificate {
+    /// The round whose precommits decided the block.
+    pub round: Round,
+    /// Bit `i % 8` of byte `i / 8` set: validator `i` signed.
+    pub signers: Vec<u8>,
+    /// The signers' precommit signatures, in validator index order.
+    pub signatures: Vec<Signature>,
+}
+
+impl CommitCertificate {
+    /// The certificate reduced to its first signers (in validator order)
+    /// whose power is a quorum of `validators`: the same proof of finality,
+    /// in fewer bytes and fewer signature checks. `None` if a signer is not
+    /// in the set or the signers hold no quorum (the certificate is not one
+    /// of `validators`).
+    pub fn compact(&self, validators: &ValidatorSet) -> Option<CompactCertificate> {
+        let mut signed: Vec<(usize, Signature)> = self
+            .signatures
+            .iter()
+            .map(|s| validators.index_of(&s.validator).map(|i| (i, s.signature)))
+            .collect::<Option<_>>()?;
+        signed.sort_by_key(|(i, _)| *i);
+        signed.dedup_by_key(|(i, _)| *i);
+        let mut signers = vec![0u8; validators.len().div_ceil(8)];
+        let mut signatures = Vec::new();
+        let mut power = 0u64;
+        for (index, signature) in signed {
+            signers[index / 8] |= 1 << (index % 8);
+            signatures.push(signature);
+            power += validators.power(index);
+            if validators.is_quorum(power) {
+                return Some(CompactCertificate {
+                    round: self.round,
+                    signers,
+                    signatures,
+                });
+            }
+        }
+        None
+    }
+}
+
+impl CompactCertificate {
+    /// The commit certificate this stands for, for the block `value` at
+    /// `height` on `chain`, with signers' keys from `validators`. Refuses a
+    /// signer bitmap of the wrong length, with bits past the set, or whose
+    /// count differs from the signatures'. [`CommitCertificate::verify`]
+    /// then checks it.
+    pub fn expand(
+        &self,
+        chain: Hash,
+        height: Height,
+        value: ValueId,
+        validators: &ValidatorSet,
+    ) -> Result<CommitCertificate, ConsensusError> {
+        if self.signers.len() != validators.len().div_ceil(8) {
+            return Err(ConsensusError::MalformedSigners {
+                reason: format!(
+                    "{} bytes of signer bits for {} validators",
+                    self.signers.len(),
+                    validators.len()
+                ),
+            });
+        }
+        let indexes: Vec<usize> = (0..self.signers.len() * 8)
+            .filter(|i| self.signers[i / 8] & (1 << (i % 8)) != 0)
+            .collect();
+        if indexes.last().is_some_and(|&i| i >= validators.len()) {
+            return Err(ConsensusError::MalformedSigners {
+                reason: format!("a signer bit past the {} validators", validators.len()),
+            });
+        }
+        if indexes.len() != self.signatures.len() {
+            return Err(ConsensusError::MalformedSigners {
+                reason: format!(
+                    "{} signers but {} signatures",
+                    indexes.len(),
+                    self.signatures.len()
+                ),
+            });
+        }
+        let signatures = indexes
+            .iter()
+            .zip(&self.signatures)
+            .filter_map(|(&i, &signature)| {
+                validators.get(i).map(|v| CommitSignature {
+                    validator: v.public_key,
+                    signature,
+                })
+            })
+            .collect();
+        Ok(CommitCertificate {
+            chain,
+            height,
+            round: self.round,
+            value,
+            signatures,
+        })
+    }
+}

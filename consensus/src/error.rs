@@ -72,6 +72,12 @@ pub enum ConsensusError {
         /// The certificate's height.
         found: Height,
     },
+    /// A compact certificate whose signer bits do not fit its set or signatures.
+    #[error("malformed signer list: {reason}")]
+    MalformedSigners {
+        /// What is wrong.
+        reason: String,
+    },
     /// A certificate with more signatures than validators.
     #[error("certificate has {found} signatures for {validators} validators")]
     TooManySignatures {

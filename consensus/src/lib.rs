@@ -39,7 +39,7 @@ mod validator_set;
 mod vote_keeper;
 pub mod wal;
 
-pub use certificate::{CommitCertificate, CommitSignature, VerifiedCommit};
+pub use certificate::{CommitCertificate, CommitSignature, CompactCertificate, VerifiedCommit};
 pub use engine::{
     Effect, Engine, Input, MAX_BUFFERED_PER_VALIDATOR, MAX_FUTURE_HEIGHTS,
     MAX_FUTURE_ROUNDS_PER_VALIDATOR, Status, Timeout, Timeouts,

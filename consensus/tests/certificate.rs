@@ -160,3 +160,56 @@ fn power_not_headcount_decides() {
     ));
     assert!(certificate(&net, &[0, 3]).verify(net.chain, &heavy).is_ok());
 }
+
+#[test]
+fn a_compact_certificate_keeps_a_quorum_and_expands_back() {
+    let net = Net::new(7);
+    // Signed by all seven, listed out of order: the compact form keeps the
+    // lowest indexes until their power is a quorum (5 of 7 at equal power).
+    let full = certificate(&net, &[6, 0, 3, 1, 5, 2, 4]);
+    let compact = full.compact(&net.set).unwrap();
+    assert_eq!(compact.signers, vec![0b0001_1111]);
+    assert_eq!(compact.signatures.len(), 5);
+    assert!(borsh::to_vec(&compact).unwrap().len() < borsh::to_vec(&full).unwrap().len() / 2);
+    let expanded = compact
+        .expand(full.chain, full.height, full.value, &net.set)
+        .unwrap();
+    assert_eq!(
+        expanded.verify(net.chain, &net.set).unwrap().signers,
+        vec![0, 1, 2, 3, 4]
+    );
+    // Read as another block's certificate, it does not verify.
+    let other = compact
+        .expand(full.chain, full.height, value(10), &net.set)
+        .unwrap();
+    assert!(matches!(
+        other.verify(net.chain, &net.set),
+        Err(ConsensusError::InvalidSignature { .. })
+    ));
+    // No quorum, no compact form.
+    assert_eq!(certificate(&net, &[0, 1, 2]).compact(&net.set), None);
+}
+
+#[test]
+fn malformed_signer_bits_are_refused() {
+    let net = Net::new(4);
+    let full = certificate(&net, &[0, 1, 2, 3]);
+    let good = full.compact(&net.set).unwrap();
+    let expand = |c: &cairn_consensus::CompactCertificate| {
+        c.expand(full.chain, full.height, full.value, &net.set)
+    };
+    let mut long = good.clone();
+    long.signers.push(0);
+    let mut past = good.clone();
+    past.signers[0] |= 0b1000_0000;
+    past.signatures.push(good.signatures[0]);
+    let mut short = good.clone();
+    short.signatures.pop();
+    for bad in [long, past, short] {
+        assert!(
+            matches!(expand(&bad), Err(ConsensusError::MalformedSigners { .. })),
+            "{bad:?}"
+        );
+    }
+    assert!(expand(&good).unwrap().verify(net.chain, &net.set).is_ok());
+}

@@ -15,7 +15,7 @@ use cairn_anchoring::{
     Commitment, CredentialRecord, EventProof, ProofBundle, SignedTransaction, StateKey,
     apply_block, genesis_state, transactions_root,
 };
-use cairn_consensus::{CommitCertificate, ValidatorSet, ValueId};
+use cairn_consensus::{CommitCertificate, CompactCertificate, ValidatorSet, ValueId};
 use cairn_genesis::{GenesisDocument, Hash, PublicKey, Timestamp};
 use jmt::storage::NodeBatch;
 
@@ -62,6 +62,9 @@ pub struct Chain {
     state: AuthenticatedState<RocksTree>,
     height: u64,
     last_header: Option<BlockHeader>,
+    /// The last block's certificate reduced to a quorum: every bundle
+    /// carries it, so it is kept rather than read and reduced per request.
+    last_certificate: Option<CompactCertificate>,
 }
 
 impl Chain {
@@ -93,7 +96,7 @@ impl Chain {
                     .header,
             ),
         };
-        Ok(Chain {
+        let mut chain = Chain {
             genesis,
             chain,
             set,
@@ -101,7 +104,16 @@ impl Chain {
             state,
             height,
             last_header,
-        })
+            last_certificate: None,
+        };
+        if height > 0 {
+            let certificate = chain.store.certificate(height)?.ok_or(NodeError::Corrupt {
+                what: "commit certificate",
+                reason: format!("the certificate of committed block {height} is missing"),
+            })?;
+            chain.last_certificate = Some(chain.compact(&certificate)?);
+        }
+        Ok(chain)
     }
 
     /// The chain's genesis hash.
@@ -298,12 +310,17 @@ impl Chain {
         if let Err(e) = block.check_transactions() {
             return invalid(e.to_string());
         }
-        for tx in &block.transactions {
-            if !known(&tx.id())
-                && let Err(e) = tx.verify_signature()
-            {
-                return invalid(e.to_string());
-            }
+        // Signatures this node has not checked at admission, in batches.
+        let unknown: Vec<&SignedTransaction> = block
+            .transactions
+            .iter()
+            .filter(|tx| !known(&tx.id()))
+            .collect();
+        if let Some(Err(e)) = SignedTransaction::verify_signatures(&unknown)
+            .into_iter()
+            .find(Result::is_err)
+        {
+            return invalid(e.to_string());
         }
         let outcome = apply_block(
             &self.state.at(self.height),
@@ -351,11 +368,13 @@ impl Chain {
                 header.hash()
             )));
         }
+        let compact = self.compact(certificate)?;
         self.store
             .commit_block(&executed.block, certificate, &executed.nodes)?;
         self.state.mark_written(header.height);
         self.height = header.height;
         self.last_header = Some(header.clone());
+        self.last_certificate = Some(compact);
         Ok(())
     }
 
@@ -394,8 +413,19 @@ impl Chain {
             })?;
         Ok(EventProof {
             header: block.header,
-            certificate,
+            certificate: self.compact(&certificate)?,
             inclusion,
+        })
+    }
+
+    /// A stored certificate reduced to a quorum, as bundles carry it.
+    fn compact(&self, certificate: &CommitCertificate) -> Result<CompactCertificate, NodeError> {
+        certificate.compact(&self.set).ok_or(NodeError::Corrupt {
+            what: "commit certificate",
+            reason: format!(
+                "the certificate of height {} holds no quorum of the validator set",
+                certificate.height
+            ),
         })
     }
 
@@ -408,7 +438,7 @@ impl Chain {
         with_events: bool,
     ) -> Result<Option<ProofBundle>, NodeError> {
         let height = self.height;
-        let Some((block, certificate)) = self.certified_block(height)? else {
+        let (Some(header), Some(certificate)) = (&self.last_header, &self.last_certificate) else {
             return Ok(None);
         };
         let prove = |key: &StateKey| self.state.prove(key, height);
@@ -434,8 +464,8 @@ impl Chain {
             Vec::new()
         };
         Ok(Some(ProofBundle {
-            header: block.header,
-            certificate,
+            header: header.clone(),
+            certificate: certificate.clone(),
             record,
             record_proof,
             issuer: crate::store::decode("issuer", &issuer.ok_or_else(|| missing("issuer"))?)?,

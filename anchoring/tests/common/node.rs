@@ -8,7 +8,8 @@ use cairn_anchoring::{
     ProofBundle, SignedTransaction, StateKey, apply_block, genesis_state, transactions_root,
 };
 use cairn_consensus::{
-    CommitCertificate, CommitSignature, Height, Round, Signature, ValidatorSet, Vote, VoteKind,
+    CommitCertificate, CommitSignature, CompactCertificate, Height, Round, Signature, ValidatorSet,
+    Vote, VoteKind,
 };
 use cairn_genesis::{GenesisDocument, Timestamp};
 use ed25519_dalek::Signer as _;
@@ -101,6 +102,12 @@ impl Node {
         ));
     }
 
+    /// A certificate as a node serves it in bundles: reduced to a quorum.
+    pub fn compact(&self, cert: &CommitCertificate) -> CompactCertificate {
+        cert.compact(&ValidatorSet::from_genesis(&self.genesis).unwrap())
+            .unwrap()
+    }
+
     pub fn bundle(
         &self,
         commitment: cairn_anchoring::Commitment,
@@ -122,7 +129,7 @@ impl Node {
                     let (b, c) = &self.blocks[e.height as usize - 1];
                     EventProof {
                         header: b.header.clone(),
-                        certificate: c.clone(),
+                        certificate: self.compact(c),
                         inclusion: b.prove_transaction(e.tx_index as usize).unwrap(),
                     }
                 })
@@ -132,7 +139,7 @@ impl Node {
         };
         ProofBundle {
             header: block.header,
-            certificate: cert,
+            certificate: self.compact(&cert),
             record,
             record_proof,
             issuer: borsh::from_slice(&issuer.unwrap()).unwrap(),
@@ -141,6 +148,28 @@ impl Node {
             type_proof,
             events,
         }
+    }
+}
+
+/// A certificate in the compact form with every signature kept (unlike
+/// [`CommitCertificate::compact`], which stops at a quorum and refuses
+/// less), so tests can build certificates too weak to count.
+pub fn all_signers(genesis: &GenesisDocument, cert: &CommitCertificate) -> CompactCertificate {
+    let set = ValidatorSet::from_genesis(genesis).unwrap();
+    let mut signers = vec![0u8; set.len().div_ceil(8)];
+    let mut signed: Vec<(usize, Signature)> = cert
+        .signatures
+        .iter()
+        .map(|s| (set.index_of(&s.validator).unwrap(), s.signature))
+        .collect();
+    signed.sort_by_key(|(i, _)| *i);
+    for (i, _) in &signed {
+        signers[i / 8] |= 1 << (i % 8);
+    }
+    CompactCertificate {
+        round: cert.round,
+        signers,
+        signatures: signed.into_iter().map(|(_, s)| s).collect(),
     }
 }
 
