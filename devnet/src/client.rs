@@ -87,6 +87,18 @@ impl Api {
         self.answer(path, response)
     }
 
+    /// Submits many transactions in one request (`POST /v1/txs/batch`).
+    pub fn submit_batch(&self, txs: &[SignedTransaction]) -> Result<(u16, Value), DevnetError> {
+        let path = "/v1/txs/batch";
+        let body = borsh::to_vec(txs).map_err(|e| self.fail(path, e.to_string()))?;
+        let response = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .header("Content-Type", "application/octet-stream")
+            .send(&body[..]);
+        self.answer(path, response)
+    }
+
     /// Submits a transaction, insisting it is accepted.
     pub fn submit_ok(&self, tx: &SignedTransaction) -> Result<(), DevnetError> {
         match self.submit(tx)? {

@@ -30,6 +30,9 @@ pub struct LoadOptions {
     pub batch: usize,
     /// Submitting threads.
     pub threads: usize,
+    /// Transactions per HTTP request: 1 uses `POST /v1/txs`, more group
+    /// consecutive transactions into one `POST /v1/txs/batch`.
+    pub per_request: usize,
 }
 
 /// What the load achieved.
@@ -83,6 +86,38 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Submits `group` (one transaction alone, more as one batch request);
+/// each transaction's id and whether it was accepted.
+fn submit_group(
+    api: &Api,
+    group: &[(usize, SignedTransaction)],
+) -> Vec<(Hash, Result<(), String>)> {
+    if let [(_, tx)] = group {
+        let result = match api.submit(tx) {
+            Ok((200 | 202, _)) => Ok(()),
+            Ok((status, body)) => Err(format!("{status}: {}", crate::client::error_text(&body))),
+            Err(e) => Err(e.to_string()),
+        };
+        return vec![(tx.id(), result)];
+    }
+    let txs: Vec<SignedTransaction> = group.iter().map(|(_, tx)| tx.clone()).collect();
+    let answer = api.submit_batch(&txs);
+    txs.iter()
+        .enumerate()
+        .map(|(i, tx)| {
+            let result = match &answer {
+                Ok((200, body)) => match &body["results"][i] {
+                    entry if entry["status"].is_string() => Ok(()),
+                    entry => Err(crate::client::error_text(entry)),
+                },
+                Ok((status, body)) => Err(format!("{status}: {}", crate::client::error_text(body))),
+                Err(e) => Err(e.to_string()),
+            };
+            (tx.id(), result)
+        })
+        .collect()
 }
 
 /// Runs the load against the devnet in `layout`.
@@ -152,23 +187,23 @@ pub fn run(
             .collect();
         let apis = apis.clone();
         let sent = sent_tx.clone();
+        let per_request = options.per_request.max(1);
         workers.push(std::thread::spawn(move || {
-            for (n, tx) in mine {
-                let due = begin + interval * n as u32;
+            for group in mine.chunks(per_request) {
+                // A group leaves when its last transaction is due.
+                let Some(&(last, _)) = group.last() else {
+                    continue;
+                };
+                let due = begin + interval * last as u32;
                 if let Some(wait) = due.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
                 }
-                let api = &apis[n % apis.len()];
+                let api = &apis[group[0].0 % apis.len()];
                 let at = Instant::now();
-                let result = match api.submit(&tx) {
-                    Ok((200 | 202, _)) => Ok(()),
-                    Ok((status, body)) => {
-                        Err(format!("{status}: {}", crate::client::error_text(&body)))
+                for (id, result) in submit_group(api, group) {
+                    if sent.send((id, at, result)).is_err() {
+                        return;
                     }
-                    Err(e) => Err(e.to_string()),
-                };
-                if sent.send((tx.id(), at, result)).is_err() {
-                    break;
                 }
             }
         }));

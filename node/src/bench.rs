@@ -1,5 +1,6 @@
 //! The machine's own limits, measured the way the node uses the machine:
-//! ed25519 verification (one at a time and in batches), blake3 over 64-byte
+//! ed25519 verification (one at a time and in batches, with dalek's checks
+//! and with Cairn's own rule), blake3 over 64-byte
 //! inputs, state-tree inserts into RocksDB, and synced RocksDB batch
 //! writes. `cairn bench limits` prints them; every other figure in
 //! BENCHMARKS.md is read against these.
@@ -13,6 +14,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use cairn_anchoring::{AuthenticatedState, Commitment, StateKey};
+use cairn_genesis::signature::{self, SignatureItem};
 use cairn_genesis::{Hash, KeyPair};
 use ed25519_dalek::{Signer, Verifier};
 
@@ -71,7 +73,7 @@ pub fn thousands(v: f64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(' ');
         }
         out.push(c);
@@ -187,6 +189,40 @@ pub fn limits(dir: &Path, runs: usize, scale: u64) -> Result<Vec<Figure>, NodeEr
         ));
     }
 
+    // Cairn's signature rule (genesis::signature), as the node checks
+    // transactions and certificates: alone, and in batches.
+    let raw: Vec<[u8; 64]> = signatures.iter().map(|s| s.to_bytes()).collect();
+    let items: Vec<SignatureItem<'_>> = (0..64)
+        .map(|i| SignatureItem {
+            key: &verifying[i],
+            message: &messages[i],
+            signature: &raw[i],
+        })
+        .collect();
+    out.push(measure(
+        "Cairn signature rule, one signature",
+        runs,
+        n,
+        || {
+            for i in 0..n as usize {
+                black_box(signature::verify(&items[i % 64]).is_ok());
+            }
+        },
+    ));
+    for size in [3usize, 21, 64] {
+        let rounds = (n / size as u64).max(1);
+        out.push(measure(
+            &format!("Cairn signature rule, batches of {size} (per signature)"),
+            runs,
+            rounds * size as u64,
+            || {
+                for _ in 0..rounds {
+                    black_box(signature::verify_all(&items[..size]).is_ok());
+                }
+            },
+        ));
+    }
+
     // blake3 over 64 bytes (two child hashes: a Merkle node).
     let n = 2_000_000 / scale;
     let input = [7u8; 64];
@@ -274,7 +310,7 @@ mod tests {
     fn a_quick_run_measures_every_limit() {
         let dir = tempfile::tempdir().unwrap();
         let figures = limits(dir.path(), 1, 100).unwrap();
-        assert_eq!(figures.len(), 7);
+        assert_eq!(figures.len(), 11);
         for f in &figures {
             assert!(
                 f.median_us > 0.0 && f.min_us <= f.median_us && f.median_us <= f.max_us,

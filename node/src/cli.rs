@@ -108,6 +108,9 @@ pub struct NetworkBench {
     /// Submitting clients (threads).
     #[arg(long, default_value_t = 8)]
     pub threads: usize,
+    /// Transactions per HTTP request (more than 1: `POST /v1/txs/batch`).
+    #[arg(long, default_value_t = 1)]
+    pub per_request: usize,
 }
 
 /// `cairn credential …`
@@ -366,6 +369,9 @@ pub enum DevnetCommand {
         /// Submitting threads.
         #[arg(long, default_value_t = 8)]
         threads: usize,
+        /// Transactions per HTTP request (more than 1: `POST /v1/txs/batch`).
+        #[arg(long, default_value_t = 1)]
+        per_request: usize,
         #[command(flatten)]
         dir: DevnetDir,
     },

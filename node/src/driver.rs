@@ -687,9 +687,27 @@ impl Driver {
             let mut pool = lock(&self.shared.mempool);
             pool.remove_committed(ids.iter());
             if !pool.is_empty() {
+                // Only what this block can have changed: the credentials it
+                // touched, and the heights transactions expire at.
+                let touched: std::collections::HashSet<cairn_anchoring::Commitment> = executed
+                    .block
+                    .transactions
+                    .iter()
+                    .flat_map(|t| t.tx.action.commitments())
+                    .collect();
+                let next = height + 1;
+                let affected = |tx: &cairn_anchoring::SignedTransaction| {
+                    tx.tx.expires_at <= next
+                        || tx
+                            .tx
+                            .action
+                            .commitments()
+                            .iter()
+                            .any(|c| touched.contains(c))
+                };
                 let chain = read(&self.shared.chain);
                 let now = Timestamp::now();
-                let dropped = pool.recheck(|tx| chain.check_transaction(tx, now));
+                let dropped = pool.recheck(affected, |tx| chain.check_transaction(tx, now));
                 if dropped > 0 {
                     debug!(height, dropped, "pending transactions no longer apply");
                 }

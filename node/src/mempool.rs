@@ -4,11 +4,16 @@
 //! Admission ([`admit`]) checks, cheapest first: size, encoding and shape,
 //! chain, whether the transaction is committed or pending already (both
 //! answered without error: submission is idempotent), the issuer's
-//! signature (`verify_strict`, the only time it is verified on this node),
+//! signature (Cairn's signature rule, in batches when many arrive together:
+//! the only time it is verified on this node),
 //! and the ledger's rules against the committed state (issuer, key window,
 //! accreditation, transition, replay). After every committed block the
-//! pool drops what the block included and re-checks the rest; what no
-//! longer applies is dropped and its reason kept for `GET /v1/txs/{hash}`.
+//! pool drops what the block included and re-checks what the block may have
+//! affected (transactions on the same credentials, or about to expire);
+//! what no longer applies is dropped and its reason kept for
+//! `GET /v1/txs/{hash}`. Anything else that stops applying (an issuer key
+//! whose window closed) is refused, dropped and remembered the same way
+//! when a proposer next builds a block with it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, RwLock};
@@ -168,15 +173,17 @@ impl Mempool {
         }
     }
 
-    /// Re-checks every pending transaction; drops (and remembers) those
-    /// `check` refuses. Returns how many were dropped.
+    /// Re-checks the pending transactions `affected` selects; drops (and
+    /// remembers) those `check` refuses. Returns how many were dropped.
     pub fn recheck(
         &mut self,
+        affected: impl Fn(&SignedTransaction) -> bool,
         mut check: impl FnMut(&SignedTransaction) -> Result<(), AnchoringError>,
     ) -> usize {
         let refused: Vec<(Hash, String)> = self
             .order
             .values()
+            .filter(|p| affected(&p.tx))
             .filter_map(|p| check(&p.tx).err().map(|e| (p.id, e.to_string())))
             .collect();
         let n = refused.len();
@@ -212,15 +219,90 @@ pub fn admit(
     admit_decoded(chain, pool, tx, bytes.len(), now)
 }
 
-/// [`admit`] for a transaction already decoded (from gossip); `size` is
-/// its encoded length.
+/// [`admit`] for a transaction already decoded; `size` is its encoded length.
 pub fn admit_decoded(
     chain: &RwLock<Chain>,
     pool: &Mutex<Mempool>,
     tx: SignedTransaction,
     size: usize,
     now: Timestamp,
-) -> Result<(SignedTransaction, Hash, Admission), NodeError> {
+) -> AdmissionResult {
+    match precheck(chain, pool, tx, size)? {
+        Precheck::Done(tx, id, admission) => Ok((tx, id, admission)),
+        Precheck::Verify(tx, id) => {
+            let signature = tx.verify_signature();
+            finish(chain, pool, tx, id, size, signature, now)
+        }
+    }
+}
+
+/// What admission says of one transaction: the transaction, its id and
+/// what happened, or why it was refused.
+pub type AdmissionResult = Result<(SignedTransaction, Hash, Admission), NodeError>;
+
+/// Admits many decoded transactions (from gossip, or submitted together);
+/// one verdict per transaction, in order. The
+/// checks are [`admit`]'s, but the signatures of the transactions that
+/// reach that step are verified in batches.
+pub fn admit_batch(
+    chain: &RwLock<Chain>,
+    pool: &Mutex<Mempool>,
+    txs: Vec<SignedTransaction>,
+    now: Timestamp,
+) -> Vec<AdmissionResult> {
+    let mut verdicts: Vec<Option<AdmissionResult>> = Vec::with_capacity(txs.len());
+    let mut to_verify: Vec<(usize, SignedTransaction, Hash, usize)> = Vec::new();
+    for (i, tx) in txs.into_iter().enumerate() {
+        let size = tx.encode().len();
+        match precheck(chain, pool, tx, size) {
+            Ok(Precheck::Done(tx, id, admission)) => verdicts.push(Some(Ok((tx, id, admission)))),
+            Ok(Precheck::Verify(tx, id)) => {
+                verdicts.push(None);
+                to_verify.push((i, tx, id, size));
+            }
+            Err(e) => verdicts.push(Some(Err(e))),
+        }
+    }
+    let refs: Vec<&SignedTransaction> = to_verify.iter().map(|(_, tx, _, _)| tx).collect();
+    let signatures = SignedTransaction::verify_signatures(&refs);
+    for ((i, tx, id, size), signature) in to_verify.into_iter().zip(signatures) {
+        verdicts[i] = Some(finish(chain, pool, tx, id, size, signature, now));
+    }
+    // Every place left empty above was filled in the loop.
+    verdicts.into_iter().flatten().collect()
+}
+
+/// After the signature check: the ledger's rules, then the pool.
+fn finish(
+    chain: &RwLock<Chain>,
+    pool: &Mutex<Mempool>,
+    tx: SignedTransaction,
+    id: Hash,
+    size: usize,
+    signature: Result<(), AnchoringError>,
+    now: Timestamp,
+) -> AdmissionResult {
+    signature?;
+    read(chain).check_transaction(&tx, now)?;
+    let admission = lock(pool).insert(tx.clone(), id, size)?;
+    Ok((tx, id, admission))
+}
+
+/// The outcome of the checks before the signature's.
+enum Precheck {
+    /// Nothing more to check: committed or pending already.
+    Done(SignedTransaction, Hash, Admission),
+    /// Well formed and new: its signature comes next.
+    Verify(SignedTransaction, Hash),
+}
+
+/// Size, shape, chain, and whether the transaction is known already.
+fn precheck(
+    chain: &RwLock<Chain>,
+    pool: &Mutex<Mempool>,
+    tx: SignedTransaction,
+    size: usize,
+) -> Result<Precheck, NodeError> {
     let (limit, max_commitments, chain_id) = {
         let c = read(chain);
         let p = &c.genesis().consensus;
@@ -243,15 +325,16 @@ pub fn admit_decoded(
     }
     let id = tx.id();
     if let Some((height, index)) = read(chain).store().transaction_location(&id)? {
-        return Ok((tx, id, Admission::AlreadyCommitted(height, index)));
+        return Ok(Precheck::Done(
+            tx,
+            id,
+            Admission::AlreadyCommitted(height, index),
+        ));
     }
     if lock(pool).contains(&id) {
-        return Ok((tx, id, Admission::AlreadyPending));
+        return Ok(Precheck::Done(tx, id, Admission::AlreadyPending));
     }
-    tx.verify_signature()?;
-    read(chain).check_transaction(&tx, now)?;
-    let admission = lock(pool).insert(tx.clone(), id, size)?;
-    Ok((tx, id, admission))
+    Ok(Precheck::Verify(tx, id))
 }
 
 /// Locks a mutex, going on with its data if a holder panicked (every
@@ -343,13 +426,16 @@ mod tests {
             add(&mut pool, t).unwrap();
         }
         pool.remove_committed([&a.id()]);
-        let dropped = pool.recheck(|t| {
-            if t.tx.nonce == 2 {
-                Err(AnchoringError::UnknownIssuer { issuer: "X".into() })
-            } else {
-                Ok(())
-            }
-        });
+        let dropped = pool.recheck(
+            |_| true,
+            |t| {
+                if t.tx.nonce == 2 {
+                    Err(AnchoringError::UnknownIssuer { issuer: "X".into() })
+                } else {
+                    Ok(())
+                }
+            },
+        );
         assert_eq!(dropped, 1);
         assert_eq!(pool.len(), 1);
         assert!(pool.contains(&c.id()) && !pool.contains(&b.id()));

@@ -17,7 +17,7 @@ use crate::NodeError;
 use crate::chain::Chain;
 use crate::config::{Config, Home};
 use crate::driver::Driver;
-use crate::mempool::{Admission, Mempool, admit_decoded};
+use crate::mempool::{Admission, AdmissionResult, Mempool, admit_batch};
 use crate::metrics::{Metrics, add};
 use crate::net::{self, GossipedTransactions, NetCommand, NetConfig, Verdict};
 use crate::sign_state::SignStateFile;
@@ -65,6 +65,29 @@ impl Shared {
             Err(_) => add(&self.metrics.refused_transactions, 1),
         }
         result
+    }
+}
+
+impl Shared {
+    /// Admits transactions submitted together (signatures checked in
+    /// batches) and queues the new ones for gossip; one verdict each.
+    pub fn submit_batch(&self, txs: Vec<SignedTransaction>) -> Vec<AdmissionResult> {
+        let results = admit_batch(&self.chain, &self.mempool, txs, Timestamp::now());
+        let mut added = false;
+        for result in &results {
+            match result {
+                Ok((tx, _, Admission::Added)) => {
+                    added = true;
+                    let _ = self.outbox.try_send(tx.clone());
+                }
+                Ok(_) => {}
+                Err(_) => add(&self.metrics.refused_transactions, 1),
+            }
+        }
+        if added {
+            self.mempool_changed.notify_one();
+        }
+        results
     }
 }
 
@@ -271,9 +294,8 @@ async fn admit_gossip(shared: Arc<Shared>, mut events: mpsc::Receiver<GossipedTr
         let verdict = tokio::task::spawn_blocking(move || {
             let now = Timestamp::now();
             let mut verdict = Verdict::Ignore;
-            for tx in txs {
-                let size = tx.encode().len();
-                match admit_decoded(&worker.chain, &worker.mempool, tx, size, now) {
+            for result in admit_batch(&worker.chain, &worker.mempool, txs, now) {
+                match result {
                     Ok((_, _, Admission::Added)) => verdict = Verdict::Accept,
                     Ok(_) => {}
                     Err(NodeError::Anchoring(

@@ -12,7 +12,7 @@ use cairn_anchoring::{
 };
 use cairn_genesis::{Hash, Timestamp};
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -235,6 +235,84 @@ fn each_api_error_has_its_code_and_changes_nothing() {
     );
     let (_, types) = get(&format!("{api}/v1/types"));
     assert_eq!(types["types"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_batch_submission_answers_each_transaction_on_its_own() {
+    let mut net = TestNet::new(4, 0);
+    net.start_all();
+    net.wait_height(&[0], 2, T);
+    let batch_url = format!("{}/v1/txs/batch", net.api(0));
+    let (good, _) = net.anchor(0);
+    let (second, _) = net.anchor(1);
+    let (mut forged, _) = net.anchor(0);
+    forged.signature[5] ^= 1;
+    let (another, _) = net.anchor(0);
+    let mut foreign = another.tx.clone();
+    foreign.chain = Hash([9; 32]);
+    let foreign = foreign.sign(net.police_keys[0].signing_key());
+    let txs = vec![good.clone(), forged, second.clone(), foreign, good.clone()];
+
+    // JSON and borsh bodies say the same.
+    let (status, body) = post(
+        &batch_url,
+        "application/json",
+        serde_json::to_string(&txs).unwrap().as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let results = body["results"].as_array().unwrap();
+    let codes: Vec<&str> = results
+        .iter()
+        .map(|r| {
+            r["status"]
+                .as_str()
+                .or(r["error"]["code"].as_str())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "pending",
+            "bad_signature",
+            "pending",
+            "wrong_chain",
+            "pending"
+        ]
+    );
+    assert_eq!(results[0]["hash"], json!(good.id()));
+    let (status, body) = post(
+        &batch_url,
+        "application/octet-stream",
+        &borsh::to_vec(&txs).unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][1]["error"]["code"], "bad_signature");
+    assert_eq!(body["results"][2]["status"], "pending");
+
+    // Whole-request refusals.
+    let code = |(status, body): (u16, Value)| (status, body["error"]["code"].clone());
+    assert_eq!(
+        code(post(&batch_url, "application/json", b"[]")),
+        (400, json!("batch_size"))
+    );
+    assert_eq!(
+        code(post(&batch_url, "application/json", b"{}")),
+        (400, json!("malformed_json"))
+    );
+    assert_eq!(
+        code(post(&batch_url, "application/octet-stream", &[9, 9])),
+        (400, json!("malformed_batch"))
+    );
+
+    // Only the two good ones are committed, once each.
+    net.wait_committed(0, &good, T);
+    net.wait_committed(0, &second, T);
+    std::thread::sleep(Duration::from_millis(300));
+    let status = net.status(0).unwrap();
+    assert_eq!(status["mempool"]["transactions"], 0, "{status}");
+    let metrics = agent_text(&format!("{}/metrics", net.api(0)));
+    assert!(metrics.contains("cairn_transactions_total 2"), "{metrics}");
 }
 
 #[test]

@@ -39,6 +39,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     router
         .route("/v1/status", get(status))
         .route("/v1/txs", post(submit))
+        .route("/v1/txs/batch", post(submit_batch))
         .route("/v1/txs/{hash}", get(transaction))
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/credentials/{commitment}", get(credential))
@@ -218,24 +219,8 @@ async fn submit(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!(
-                    "the request body is larger than {} bytes",
-                    s.config.api.max_body_bytes
-                ),
-            )
-        } else {
-            ApiError::bad_request("unreadable_body", e.body_text())
-        }
-    })?;
-    let binary = headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
-    let bytes = if binary {
+    let body = read_body(&s, body)?;
+    let bytes = if is_binary(&headers) {
         body.to_vec()
     } else {
         let tx: SignedTransaction = serde_json::from_slice(&body).map_err(|e| {
@@ -248,7 +233,67 @@ async fn submit(
     };
     let shared = s.clone();
     let (_, id, admission) = blocking(move || Ok(shared.submit(&bytes)?)).await?;
-    let (status, body) = match admission {
+    let (status, body) = admission_json(id, admission);
+    Ok((status, Json(body)).into_response())
+}
+
+/// Most transactions one `POST /v1/txs/batch` may carry.
+pub const MAX_SUBMIT_BATCH: usize = 10_000;
+
+/// `POST /v1/txs/batch`: many transactions in one request (a JSON array,
+/// or with `Content-Type: application/octet-stream` their borsh encoding
+/// as one `Vec`), admitted with their signatures checked in batches. The
+/// answer is `{"results": [...]}`, one entry per transaction in order:
+/// what `POST /v1/txs` would have said, with the error object in place of
+/// a refused one's status.
+async fn submit_batch(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let body = read_body(&s, body)?;
+    let txs: Vec<SignedTransaction> = if is_binary(&headers) {
+        borsh::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "malformed_batch",
+                format!("the body is not a borsh list of signed transactions: {e}"),
+            )
+        })?
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "malformed_json",
+                format!("the body is not a JSON array of signed transactions: {e}"),
+            )
+        })?
+    };
+    if txs.is_empty() || txs.len() > MAX_SUBMIT_BATCH {
+        return Err(ApiError::bad_request(
+            "batch_size",
+            format!(
+                "{} transactions; a batch holds 1 to {MAX_SUBMIT_BATCH}",
+                txs.len()
+            ),
+        ));
+    }
+    let shared = s.clone();
+    let results = blocking(move || Ok(shared.submit_batch(txs))).await?;
+    let results: Vec<Value> = results
+        .into_iter()
+        .map(|r| match r {
+            Ok((_, id, admission)) => admission_json(id, admission).1,
+            Err(e) => {
+                let e = ApiError::from(e);
+                json!({"error": {"code": e.code, "message": e.message}})
+            }
+        })
+        .collect();
+    ok(json!({ "results": results }))
+}
+
+/// The status and body `POST /v1/txs` answers for an admitted transaction.
+fn admission_json(id: Hash, admission: Admission) -> (StatusCode, Value) {
+    match admission {
         Admission::Added => (
             StatusCode::ACCEPTED,
             json!({"hash": id, "status": "pending"}),
@@ -258,8 +303,32 @@ async fn submit(
             StatusCode::OK,
             json!({"hash": id, "status": "committed", "height": height, "index": index}),
         ),
-    };
-    Ok((status, Json(body)).into_response())
+    }
+}
+
+/// The request body, or the error for one over the limit or unreadable.
+fn read_body(s: &Shared, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "the request body is larger than {} bytes",
+                    s.config.api.max_body_bytes
+                ),
+            )
+        } else {
+            ApiError::bad_request("unreadable_body", e.body_text())
+        }
+    })
+}
+
+/// Whether the request says its body is binary (borsh).
+fn is_binary(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"))
 }
 
 async fn transaction(State(s): State<Arc<Shared>>, Path(hash): Path<String>) -> ApiResult {

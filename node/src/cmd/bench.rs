@@ -210,6 +210,7 @@ fn network(o: &NetworkBench) -> anyhow::Result<NetworkReport> {
             duration: Duration::from_secs(o.duration),
             batch: o.batch,
             threads: o.threads,
+            per_request: o.per_request,
         },
         &mut std::io::stderr(),
     )?;
@@ -225,8 +226,8 @@ fn network(o: &NetworkBench) -> anyhow::Result<NetworkReport> {
         .collect();
     Ok(NetworkReport {
         options: format!(
-            "{} validators, {} tx/s × {} commitments for {} s, {} clients",
-            o.validators, o.rate, o.batch, o.duration, o.threads
+            "{} validators, {} tx/s × {} commitments for {} s, {} clients, {} tx per request",
+            o.validators, o.rate, o.batch, o.duration, o.threads, o.per_request
         ),
         load: report,
         nodes,

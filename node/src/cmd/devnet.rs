@@ -48,6 +48,7 @@ pub fn run(command: DevnetCommand) -> anyhow::Result<ExitCode> {
             duration,
             batch,
             threads,
+            per_request,
             dir,
         } => {
             anyhow::ensure!(rate > 0, "--rate must be at least 1");
@@ -63,6 +64,7 @@ pub fn run(command: DevnetCommand) -> anyhow::Result<ExitCode> {
                     duration: Duration::from_secs(duration),
                     batch,
                     threads,
+                    per_request,
                 },
                 &mut out,
             )?;
