@@ -13,12 +13,20 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Instant;
 
-use cairn_anchoring::{AuthenticatedState, Commitment, StateKey};
+use cairn_anchoring::{
+    Action, AnchorItem, AuthenticatedState, BlockHeader, Commitment, SignedTransaction, StateKey,
+    Transaction,
+};
+use cairn_consensus::{
+    CommitCertificate, CommitSignature, Height, Round, Signature as ConsensusSignature, Vote,
+    VoteKind,
+};
 use cairn_genesis::signature::{self, SignatureItem};
-use cairn_genesis::{Hash, KeyPair};
+use cairn_genesis::{GenesisDocument, Hash, KeyPair, Timestamp};
 use ed25519_dalek::{Signer, Verifier};
 
 use crate::NodeError;
+use crate::chain::Chain;
 use crate::store::Store;
 
 /// One measured figure: a per-operation time with its spread.
@@ -294,6 +302,223 @@ pub fn limits(dir: &Path, runs: usize, scale: u64) -> Result<Vec<Figure>, NodeEr
     Ok(out)
 }
 
+/// One row of [`growth`]: the per-block work of a node while the state
+/// grew to `credentials`.
+#[derive(Clone, Debug)]
+pub struct GrowthRow {
+    /// Credentials in the state at the end of the window.
+    pub credentials: u64,
+    /// Blocks in the window.
+    pub blocks: u64,
+    /// Mean milliseconds per block to build it (the proposer's execution).
+    pub build_ms: f64,
+    /// Mean milliseconds to re-execute it (every other validator's check).
+    pub execute_ms: f64,
+    /// Mean milliseconds to commit it (one synced RocksDB batch).
+    pub commit_ms: f64,
+    /// Size of the data folder per credential, in bytes.
+    pub disk_bytes_per_credential: f64,
+}
+
+impl GrowthRow {
+    /// Commitments per second one validator can take in at this size:
+    /// the block's commitments over its re-execution and commit.
+    pub fn validator_rate(&self, block_commitments: u64) -> f64 {
+        block_commitments as f64 * 1000.0 / (self.execute_ms + self.commit_ms)
+    }
+}
+
+/// The node's work per block as the state grows: blocks of
+/// `block_commitments` anchors (transactions of 1 000) are built,
+/// re-executed and committed into a RocksDB store in `dir` exactly as the
+/// driver does, with certificates of `validators` demo validators, until
+/// `up_to` credentials; a row at each of `report_at`.
+pub fn growth(
+    dir: &Path,
+    validators: usize,
+    block_commitments: u64,
+    up_to: u64,
+    report_at: &[u64],
+) -> Result<Vec<GrowthRow>, NodeError> {
+    let setup = GrowthChain::new(dir, validators)?;
+    let mut chain = Chain::open(
+        Store::open(&dir.join("data"), setup.genesis.hash())?,
+        setup.genesis.clone(),
+    )?;
+    let mut rows = Vec::new();
+    let mut window = (0u64, 0.0f64, 0.0f64, 0.0f64);
+    let mut anchored = 0u64;
+    let mut nonce = 0u64;
+    while anchored < up_to {
+        let height = chain.height() + 1;
+        let txs: Vec<SignedTransaction> = (0..block_commitments.div_ceil(1_000))
+            .map(|_| {
+                nonce += 1;
+                setup.anchor(nonce, height, 1_000)
+            })
+            .collect();
+        let start = Instant::now();
+        let (built, refused) = chain.build(txs, Timestamp::now(), setup.proposer())?;
+        let build = start.elapsed();
+        if let Some((_, reason)) = refused.first() {
+            return Err(NodeError::Startup(format!(
+                "a bench transaction was refused: {reason}"
+            )));
+        }
+        let start = Instant::now();
+        let executed = chain
+            .execute(&built.block, &|_| true, None)?
+            .map_err(|e| NodeError::Diverged(e.0))?;
+        let execute = start.elapsed();
+        let certificate = setup.certify(&executed.block.header);
+        let start = Instant::now();
+        chain.commit(&executed, &certificate)?;
+        let commit = start.elapsed();
+        anchored += executed.commitments;
+        window.0 += 1;
+        window.1 += build.as_secs_f64() * 1e3;
+        window.2 += execute.as_secs_f64() * 1e3;
+        window.3 += commit.as_secs_f64() * 1e3;
+        let due = report_at
+            .iter()
+            .any(|&at| anchored >= at && anchored - executed.commitments < at);
+        if due || anchored >= up_to {
+            let blocks = window.0.max(1) as f64;
+            rows.push(GrowthRow {
+                credentials: anchored,
+                blocks: window.0,
+                build_ms: window.1 / blocks,
+                execute_ms: window.2 / blocks,
+                commit_ms: window.3 / blocks,
+                disk_bytes_per_credential: folder_bytes(&dir.join("data")) as f64 / anchored as f64,
+            });
+            window = (0, 0.0, 0.0, 0.0);
+        }
+    }
+    Ok(rows)
+}
+
+/// Bytes of the files under `dir`.
+fn folder_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => folder_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// A demo chain whose keys are all at hand: validators to certify blocks,
+/// one issuer to anchor.
+struct GrowthChain {
+    genesis: GenesisDocument,
+    validators: Vec<KeyPair>,
+    issuer: KeyPair,
+    issuer_id: String,
+}
+
+impl GrowthChain {
+    fn new(dir: &Path, count: usize) -> Result<GrowthChain, NodeError> {
+        let agencies =
+            cairn_devnet::demo_agencies(count).map_err(|e| NodeError::Startup(e.to_string()))?;
+        let mut validators = Vec::new();
+        let mut seats = Vec::new();
+        let mut issuer = None;
+        for (i, agency) in agencies.into_iter().enumerate() {
+            let validator = KeyPair::generate();
+            let police = KeyPair::generate();
+            seats.push(cairn_devnet::DemoSeat {
+                agency,
+                validator_key: validator.public_key(),
+                police_issuer_key: police.public_key(),
+                market_issuer_key: KeyPair::generate().public_key(),
+                p2p_port: 20_000 + i as u16,
+            });
+            validators.push(validator);
+            if i == 0 {
+                issuer = Some(police);
+            }
+        }
+        let genesis_time = Timestamp(Timestamp::now().0.saturating_sub(1_000));
+        let genesis = cairn_devnet::demo_genesis("cairn-bench-growth", genesis_time, &seats)
+            .map_err(|e| NodeError::Startup(e.to_string()))?;
+        std::fs::create_dir_all(dir).map_err(|e| NodeError::Io {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let issuer_id = seats[0].agency.police_id.clone();
+        Ok(GrowthChain {
+            genesis,
+            validators,
+            issuer: issuer.ok_or_else(|| NodeError::Startup("no validators".into()))?,
+            issuer_id,
+        })
+    }
+
+    fn proposer(&self) -> cairn_genesis::PublicKey {
+        self.validators[0].public_key()
+    }
+
+    fn anchor(&self, nonce: u64, height: u64, count: u64) -> SignedTransaction {
+        let items = (0..count)
+            .map(|k| AnchorItem {
+                commitment: Commitment(Hash::domain(
+                    "cairn bench growth",
+                    &[nonce.to_be_bytes(), k.to_be_bytes()].concat(),
+                )),
+                credential_type: cairn_devnet::TYPE_DRIVER_LICENSE.into(),
+                valid_until: None,
+            })
+            .collect();
+        Transaction {
+            chain: self.genesis.hash(),
+            issuer: self.issuer_id.clone(),
+            key: self.issuer.public_key(),
+            nonce,
+            expires_at: height + 100,
+            action: Action::Anchor(items),
+        }
+        .sign(self.issuer.signing_key())
+    }
+
+    /// Precommits of every validator for `header`.
+    fn certify(&self, header: &BlockHeader) -> CommitCertificate {
+        let value = header.value_id();
+        let signatures = self
+            .validators
+            .iter()
+            .map(|k| {
+                let vote = Vote {
+                    chain: self.genesis.hash(),
+                    height: Height(header.height),
+                    round: Round(0),
+                    kind: VoteKind::Precommit,
+                    value: Some(value),
+                    validator: k.public_key(),
+                };
+                CommitSignature {
+                    validator: vote.validator,
+                    signature: ConsensusSignature(
+                        k.signing_key().sign(&vote.sign_bytes()).to_bytes(),
+                    ),
+                }
+            })
+            .collect();
+        CommitCertificate {
+            chain: self.genesis.hash(),
+            height: Height(header.height),
+            round: Round(0),
+            value,
+            signatures,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -304,6 +529,32 @@ mod tests {
         assert_eq!(thousands(0.0), "0");
         assert_eq!(thousands(999.4), "999");
         assert_eq!(thousands(1234567.8), "1 234 568");
+    }
+
+    #[test]
+    fn growth_commits_blocks_and_reports_each_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = growth(dir.path(), 4, 2_000, 6_000, &[2_000, 4_000]).unwrap();
+        let credentials: Vec<u64> = rows.iter().map(|r| r.credentials).collect();
+        assert_eq!(credentials, [2_000, 4_000, 6_000]);
+        for r in &rows {
+            assert_eq!(r.blocks, 1);
+            assert!(
+                r.build_ms > 0.0 && r.execute_ms > 0.0 && r.commit_ms > 0.0,
+                "{r:?}"
+            );
+            assert!(r.disk_bytes_per_credential > 0.0, "{r:?}");
+        }
+        // The chain it wrote is a chain: three blocks, every credential in it.
+        let genesis_hash = {
+            let store = Store::open(&dir.path().join("data"), Hash([0; 32]));
+            match store {
+                Err(NodeError::WrongChain { found, .. }) => found,
+                _ => panic!("the bench store should belong to its own chain"),
+            }
+        };
+        let store = Store::open(&dir.path().join("data"), genesis_hash).unwrap();
+        assert_eq!(store.committed_height().unwrap(), 3);
     }
 
     #[test]

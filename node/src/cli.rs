@@ -88,6 +88,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         blocks: u64,
     },
+    /// A node's work per block (build, re-execute, commit into RocksDB) and
+    /// disk use per credential as the state grows, in one process.
+    Growth {
+        /// Validators signing each block's certificate.
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// Commitments per block.
+        #[arg(long, default_value_t = 10_000)]
+        block: u64,
+        /// Credentials to grow the state to (a row at every power of ten).
+        #[arg(long, default_value_t = 1_000_000)]
+        up_to: u64,
+    },
 }
 
 /// `cairn bench network`

@@ -40,6 +40,11 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             credentials,
         } => serve(Duration::from_secs(duration), clients, credentials)?,
         BenchCommand::Sync { blocks } => sync(blocks)?,
+        BenchCommand::Growth {
+            validators,
+            block,
+            up_to,
+        } => growth(validators, block, up_to)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -371,6 +376,34 @@ fn serve(duration: Duration, clients: usize, credentials: usize) -> anyhow::Resu
         }
     );
     std::io::stdout().flush().ok();
+    Ok(())
+}
+
+/// The per-block work of a node as the state grows, one row per power of ten.
+fn growth(validators: usize, block: u64, up_to: u64) -> anyhow::Result<()> {
+    anyhow::ensure!(block >= 1_000, "--block must be at least 1 000");
+    let dir = tempdir("growth")?;
+    let report_at: Vec<u64> = (4..=12)
+        .map(|e| 10u64.pow(e))
+        .filter(|&n| n <= up_to)
+        .collect();
+    eprintln!("growing a {validators}-validator chain to {up_to} credentials, {block} per block …");
+    let rows = cairn_node::bench::growth(dir.path(), validators, block, up_to, &report_at)?;
+    println!(
+        "| credentials | blocks | build / block | re-execute / block | commit / block | one validator's rate | disk per credential |\n|---|---|---|---|---|---|---|"
+    );
+    for r in rows {
+        println!(
+            "| {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {} commitments/s | {:.0} bytes |",
+            thousands(r.credentials as f64),
+            r.blocks,
+            r.build_ms,
+            r.execute_ms,
+            r.commit_ms,
+            thousands(r.validator_rate(block)),
+            r.disk_bytes_per_credential
+        );
+    }
     Ok(())
 }
 
