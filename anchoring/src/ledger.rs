@@ -179,8 +179,10 @@ fn apply_tx<V: StateView>(
     };
     match &tx.action {
         Action::Anchor(items) => {
+            // Most batches anchor one or two types: each is read once.
+            let mut types = Vec::new();
             for item in items {
-                check_new(state, &issuer, item)?;
+                check_new(state, &issuer, item, &mut types)?;
             }
             for item in items {
                 let record = new_record(item, &issuer, event(EventKind::Anchored { renews: None }));
@@ -218,7 +220,7 @@ fn apply_tx<V: StateView>(
                     expected: record.credential_type,
                 });
             }
-            check_new(state, &issuer, new)?;
+            check_new(state, &issuer, new, &mut Vec::new())?;
             record.status = Status::Superseded { by: new.commitment };
             push_event(
                 state,
@@ -243,20 +245,31 @@ fn apply_tx<V: StateView>(
 }
 
 /// A new credential's type exists, its issuer is accredited for it, and it is not on the ledger yet.
+/// Checks that `item` may be anchored by `issuer`. `types` keeps the
+/// credential types read so far for this transaction.
 fn check_new<V: StateView>(
     state: &Overlay<'_, V>,
     issuer: &Issuer,
     item: &AnchorItem,
+    types: &mut Vec<CredentialType>,
 ) -> Result<(), AnchoringError> {
-    let t: CredentialType = state
-        .read(&StateKey::CredentialType(item.credential_type.clone()))?
-        .ok_or_else(|| AnchoringError::UnknownType {
-            credential_type: item.credential_type.clone(),
-        })?;
+    let known = types.iter().position(|t| t.code == item.credential_type);
+    let t = match known {
+        Some(i) => &types[i],
+        None => {
+            let t: CredentialType = state
+                .read(&StateKey::CredentialType(item.credential_type.clone()))?
+                .ok_or_else(|| AnchoringError::UnknownType {
+                    credential_type: item.credential_type.clone(),
+                })?;
+            types.push(t);
+            &types[types.len() - 1]
+        }
+    };
     if !issuer.accredited_types.contains(&t.code) || !t.issuers.contains(&issuer.id) {
         return Err(AnchoringError::NotAccredited {
             issuer: issuer.id.clone(),
-            credential_type: t.code,
+            credential_type: t.code.clone(),
         });
     }
     if state.raw(&StateKey::Credential(item.commitment))?.is_some() {

@@ -217,10 +217,34 @@ pub fn limits(dir: &Path, runs: usize, scale: u64) -> Result<Vec<Figure>, NodeEr
             }
         },
     ));
+    // One issuer's transactions: 64 messages under one key.
+    let one_key: Vec<ed25519_dalek::Signature> = messages
+        .iter()
+        .map(|m| keys[0].signing_key().sign(m))
+        .collect();
+    let one_key_raw: Vec<[u8; 64]> = one_key.iter().map(|s| s.to_bytes()).collect();
+    let one_key_items: Vec<SignatureItem<'_>> = (0..64)
+        .map(|i| SignatureItem {
+            key: &verifying[0],
+            message: &messages[i],
+            signature: &one_key_raw[i],
+        })
+        .collect();
+    let rounds = (n / 64).max(1);
+    out.push(measure(
+        "Cairn signature rule, batches of 64 by one key (per signature)",
+        runs,
+        rounds * 64,
+        || {
+            for _ in 0..rounds {
+                black_box(signature::verify_all(&one_key_items).is_ok());
+            }
+        },
+    ));
     for size in [3usize, 21, 64] {
         let rounds = (n / size as u64).max(1);
         out.push(measure(
-            &format!("Cairn signature rule, batches of {size} (per signature)"),
+            &format!("Cairn signature rule, batches of {size} keys (per signature)"),
             runs,
             rounds * size as u64,
             || {
@@ -561,7 +585,7 @@ mod tests {
     fn a_quick_run_measures_every_limit() {
         let dir = tempfile::tempdir().unwrap();
         let figures = limits(dir.path(), 1, 100).unwrap();
-        assert_eq!(figures.len(), 11);
+        assert_eq!(figures.len(), 12);
         for f in &figures {
             assert!(
                 f.median_us > 0.0 && f.min_us <= f.median_us && f.median_us <= f.max_us,

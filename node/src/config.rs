@@ -59,6 +59,11 @@ max_block_commitments = 10000
 max_txs = 50000
 # Most bytes of pending transactions.
 max_bytes = 268435456
+# Most commitments in pending transactions (one per anchored credential, one
+# for any other action): about ten full blocks. Beyond it a submission is
+# refused at once (503 mempool_full) rather than checked against the ledger
+# for a block that is many blocks away.
+max_commitments = 100000
 "#;
 
 /// `[node]`
@@ -121,6 +126,8 @@ pub struct MempoolSection {
     pub max_txs: u64,
     /// Byte bound.
     pub max_bytes: u64,
+    /// Bound on pending commitments (state writes).
+    pub max_commitments: u64,
 }
 
 /// The whole configuration.
@@ -186,6 +193,7 @@ impl Default for MempoolSection {
         MempoolSection {
             max_txs: 50_000,
             max_bytes: 256 * 1024 * 1024,
+            max_commitments: 100_000,
         }
     }
 }

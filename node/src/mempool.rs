@@ -1,5 +1,6 @@
-//! Pending transactions: checked before they are admitted, bounded by count
-//! and bytes, deduplicated by transaction id, kept in arrival order.
+//! Pending transactions: checked before they are admitted, bounded by count,
+//! bytes and commitments (a full pool refuses before any costly check),
+//! deduplicated by transaction id, kept in arrival order.
 //!
 //! Admission ([`admit`]) checks, cheapest first: size, encoding and shape,
 //! chain, whether the transaction is committed or pending already (both
@@ -42,12 +43,24 @@ struct Pending {
     tx: SignedTransaction,
     id: Hash,
     bytes: usize,
+    writes: usize,
+}
+
+/// State writes a transaction makes: one per anchored commitment, one for
+/// any other action.
+fn writes(tx: &SignedTransaction) -> usize {
+    match &tx.tx.action {
+        cairn_anchoring::Action::Anchor(items) => items.len(),
+        _ => 1,
+    }
 }
 
 /// The pool.
 pub struct Mempool {
     max_txs: usize,
     max_bytes: usize,
+    max_writes: usize,
+    writes: usize,
     order: BTreeMap<u64, Pending>,
     ids: HashMap<Hash, u64>,
     bytes: usize,
@@ -57,11 +70,14 @@ pub struct Mempool {
 }
 
 impl Mempool {
-    /// An empty pool holding at most `max_txs` transactions and `max_bytes`.
-    pub fn new(max_txs: usize, max_bytes: usize) -> Mempool {
+    /// An empty pool holding at most `max_txs` transactions, `max_bytes`
+    /// and `max_writes` state writes (commitments).
+    pub fn new(max_txs: usize, max_bytes: usize, max_writes: usize) -> Mempool {
         Mempool {
             max_txs,
             max_bytes,
+            max_writes,
+            writes: 0,
             order: BTreeMap::new(),
             ids: HashMap::new(),
             bytes: 0,
@@ -101,19 +117,39 @@ impl Mempool {
         if self.ids.contains_key(&id) {
             return Ok(Admission::AlreadyPending);
         }
-        if self.order.len() >= self.max_txs || self.bytes + bytes > self.max_bytes {
+        let w = writes(&tx);
+        self.room_for(bytes, w)?;
+        let seq = self.next;
+        self.next += 1;
+        self.order.insert(
+            seq,
+            Pending {
+                tx,
+                id,
+                bytes,
+                writes: w,
+            },
+        );
+        self.ids.insert(id, seq);
+        self.bytes += bytes;
+        self.writes += w;
+        self.rejected.remove(&id);
+        Ok(Admission::Added)
+    }
+
+    /// Whether one more transaction of `bytes` and `writes` state writes
+    /// fits; if not, the refusal.
+    pub fn room_for(&self, bytes: usize, writes: usize) -> Result<(), NodeError> {
+        if self.order.len() >= self.max_txs
+            || self.bytes + bytes > self.max_bytes
+            || self.writes + writes > self.max_writes
+        {
             return Err(NodeError::MempoolFull {
                 txs: self.order.len(),
                 bytes: self.bytes,
             });
         }
-        let seq = self.next;
-        self.next += 1;
-        self.order.insert(seq, Pending { tx, id, bytes });
-        self.ids.insert(id, seq);
-        self.bytes += bytes;
-        self.rejected.remove(&id);
-        Ok(Admission::Added)
+        Ok(())
     }
 
     /// The oldest pending transactions that fit in `max_txs`, `max_bytes`
@@ -132,10 +168,7 @@ impl Mempool {
             if out.len() >= max_txs {
                 break;
             }
-            let w = match &p.tx.tx.action {
-                cairn_anchoring::Action::Anchor(items) => items.len(),
-                _ => 1,
-            };
+            let w = p.writes;
             if bytes + p.bytes > max_bytes || (writes + w > max_writes && !out.is_empty()) {
                 continue;
             }
@@ -150,6 +183,7 @@ impl Mempool {
         let seq = self.ids.remove(id)?;
         let p = self.order.remove(&seq)?;
         self.bytes -= p.bytes;
+        self.writes -= p.writes;
         Some(p)
     }
 
@@ -331,8 +365,13 @@ fn precheck(
             Admission::AlreadyCommitted(height, index),
         ));
     }
-    if lock(pool).contains(&id) {
-        return Ok(Precheck::Done(tx, id, Admission::AlreadyPending));
+    {
+        let pool = lock(pool);
+        if pool.contains(&id) {
+            return Ok(Precheck::Done(tx, id, Admission::AlreadyPending));
+        }
+        // A full pool refuses before the signature and ledger checks.
+        pool.room_for(size, writes(&tx))?;
     }
     Ok(Precheck::Verify(tx, id))
 }
@@ -382,7 +421,7 @@ mod tests {
 
     #[test]
     fn dedupes_and_keeps_arrival_order() {
-        let mut pool = Mempool::new(10, 1 << 20);
+        let mut pool = Mempool::new(10, 1 << 20, 1_000);
         let (a, b) = (tx(1), tx(2));
         assert_eq!(add(&mut pool, &b).unwrap(), Admission::Added);
         assert_eq!(add(&mut pool, &a).unwrap(), Admission::Added);
@@ -398,14 +437,14 @@ mod tests {
     #[test]
     fn bounded_by_count_and_bytes() {
         let size = tx(1).encode().len();
-        let mut pool = Mempool::new(2, 1 << 20);
+        let mut pool = Mempool::new(2, 1 << 20, 1_000);
         add(&mut pool, &tx(1)).unwrap();
         add(&mut pool, &tx(2)).unwrap();
         assert!(matches!(
             add(&mut pool, &tx(3)),
             Err(NodeError::MempoolFull { txs: 2, .. })
         ));
-        let mut pool = Mempool::new(10, size * 2 + 1);
+        let mut pool = Mempool::new(10, size * 2 + 1, 1_000);
         add(&mut pool, &tx(1)).unwrap();
         add(&mut pool, &tx(2)).unwrap();
         assert!(matches!(
@@ -416,11 +455,21 @@ mod tests {
         assert_eq!(pool.candidates(10, size, 100), vec![tx(1)]);
         // Each holds one commitment: a budget of one write takes one.
         assert_eq!(pool.candidates(10, 1 << 20, 1), vec![tx(1)]);
+        // And by commitments: each holds one.
+        let mut pool = Mempool::new(10, 1 << 20, 2);
+        add(&mut pool, &tx(1)).unwrap();
+        add(&mut pool, &tx(2)).unwrap();
+        assert!(matches!(
+            add(&mut pool, &tx(3)),
+            Err(NodeError::MempoolFull { .. })
+        ));
+        pool.remove_committed([&tx(1).id()]);
+        assert_eq!(add(&mut pool, &tx(3)).unwrap(), Admission::Added);
     }
 
     #[test]
     fn committed_ones_leave_and_refused_ones_are_remembered() {
-        let mut pool = Mempool::new(10, 1 << 20);
+        let mut pool = Mempool::new(10, 1 << 20, 1_000);
         let (a, b, c) = (tx(1), tx(2), tx(3));
         for t in [&a, &b, &c] {
             add(&mut pool, t).unwrap();

@@ -204,6 +204,7 @@ pub async fn run(
     let mempool = Mempool::new(
         usize::try_from(config.mempool.max_txs).unwrap_or(usize::MAX),
         usize::try_from(config.mempool.max_bytes).unwrap_or(usize::MAX),
+        usize::try_from(config.mempool.max_commitments).unwrap_or(usize::MAX),
     );
     let idle = Duration::from_millis(config.consensus.idle_block_interval_ms);
     let shared = Arc::new(Shared {
