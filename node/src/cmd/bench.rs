@@ -250,6 +250,8 @@ fn serve(duration: Duration, clients: usize, credentials: usize) -> anyhow::Resu
         .map(|n| Commitment(Hash::domain("cairn bench serve", &n.to_be_bytes())))
         .collect();
     let api = bench.sup.api(0);
+    // Within the ledger's limit on how far ahead a transaction may expire.
+    let expires_at = bench.height(0) + 10_000;
     let mut last = None;
     for (k, chunk) in commitments.chunks(1_000).enumerate() {
         let tx = Transaction {
@@ -257,7 +259,7 @@ fn serve(duration: Duration, clients: usize, credentials: usize) -> anyhow::Resu
             issuer: genesis.issuers[0].id.clone(),
             key: key.public_key(),
             nonce: k as u64 + 1,
-            expires_at: 1_000_000,
+            expires_at,
             action: Action::Anchor(
                 chunk
                     .iter()
