@@ -82,7 +82,8 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         credentials: usize,
     },
-    /// Catch-up speed of a validator restarted after the others made BLOCKS blocks.
+    /// Catch-up speed of a validator restarted without its data folder after
+    /// the four made BLOCKS blocks.
     Sync {
         /// Blocks made while it is stopped.
         #[arg(long, default_value_t = 10_000)]
