@@ -31,7 +31,10 @@ use cairn_anchoring::Block;
 use cairn_consensus::{CommitCertificate, Evidence};
 use cairn_genesis::Hash;
 use jmt::storage::NodeBatch;
-use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
+use rocksdb::{
+    BlockBasedOptions, ColumnFamilyDescriptor, DB, Options, SliceTransform, WriteBatch,
+    WriteOptions,
+};
 
 use crate::NodeError;
 
@@ -99,6 +102,37 @@ pub(crate) fn encode<T: BorshSerialize>(value: &T) -> Vec<u8> {
     borsh::to_vec(value).unwrap_or_default()
 }
 
+/// Bits per key of the bloom filters on the state tree's families.
+const BLOOM_BITS_PER_KEY: f64 = 10.0;
+
+/// Options of one column family. The state tree's are read the most: a
+/// block reads every anchored commitment's latest value (most of them
+/// absent) and the tree nodes on each path. Nodes are point reads, with a
+/// whole-key bloom filter; values are found by a reverse seek within one
+/// key hash (the first 32 bytes of `key hash ‖ version`), so that family
+/// has a 32-byte prefix extractor with prefix bloom filters, in its
+/// memtable too, which let a seek for an absent key skip most files.
+fn family_options(name: &str) -> Options {
+    let mut options = Options::default();
+    match name {
+        TREE_NODES => {
+            let mut table = BlockBasedOptions::default();
+            table.set_bloom_filter(BLOOM_BITS_PER_KEY, false);
+            options.set_block_based_table_factory(&table);
+        }
+        TREE_VALUES => {
+            let mut table = BlockBasedOptions::default();
+            table.set_bloom_filter(BLOOM_BITS_PER_KEY, false);
+            table.set_whole_key_filtering(false);
+            options.set_block_based_table_factory(&table);
+            options.set_prefix_extractor(SliceTransform::create_fixed_prefix(32));
+            options.set_memtable_prefix_bloom_ratio(0.1);
+        }
+        _ => {}
+    }
+    options
+}
+
 impl Store {
     /// Opens (or creates) the database at `path` for the chain `genesis`;
     /// refuses a database of another chain.
@@ -108,7 +142,7 @@ impl Store {
         options.create_missing_column_families(true);
         let families = FAMILIES
             .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+            .map(|name| ColumnFamilyDescriptor::new(*name, family_options(name)));
         let db = DB::open_cf_descriptors(&options, path, families)?;
         let store = Store { db: Arc::new(db) };
         match store.get(META, GENESIS_KEY)? {

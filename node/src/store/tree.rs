@@ -3,7 +3,7 @@
 
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
 use jmt::{KeyHash, OwnedValue, Version};
-use rocksdb::{Direction, IteratorMode, WriteBatch};
+use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 
 use super::{Store, TREE_NODES, TREE_VALUES, decode, encode, synced};
 use crate::NodeError;
@@ -63,10 +63,14 @@ impl TreeReader for RocksTree {
     ) -> anyhow::Result<Option<OwnedValue>> {
         let cf = self.store.cf(TREE_VALUES).map_err(to_anyhow)?;
         let start = value_key(&key_hash, max_version);
-        let mut iter = self
-            .store
-            .db()
-            .iterator_cf(cf, IteratorMode::From(&start, Direction::Reverse));
+        // Only this key hash's versions: the prefix filters apply.
+        let mut options = ReadOptions::default();
+        options.set_prefix_same_as_start(true);
+        let mut iter = self.store.db().iterator_cf_opt(
+            cf,
+            options,
+            IteratorMode::From(&start, Direction::Reverse),
+        );
         match iter.next() {
             Some(Ok((key, value))) if key.len() == 40 && key[..32] == key_hash.0 => {
                 let value: Option<OwnedValue> = decode("state value", &value).map_err(to_anyhow)?;
