@@ -10,9 +10,12 @@
 //! header is the root after them. Refused transactions never enter a block:
 //! the proposer drops them, and a block that carries one is invalid.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use cairn_anchoring::{
     Action, AnchoringError, AuthenticatedState, Block, BlockContext, BlockHeader, BlockOutcome,
-    Commitment, CredentialRecord, EventProof, ProofBundle, SignedTransaction, StateKey,
+    Commitment, CredentialRecord, EventProof, ProofBundle, SignedTransaction, StateKey, StateProof,
     apply_block, genesis_state, transactions_root,
 };
 use cairn_consensus::{CommitCertificate, CompactCertificate, ValidatorSet, ValueId};
@@ -20,6 +23,7 @@ use cairn_genesis::{GenesisDocument, Hash, PublicKey, Timestamp};
 use jmt::storage::NodeBatch;
 
 use crate::NodeError;
+use crate::mempool::lock;
 use crate::store::{RocksTree, Store};
 
 /// How far in the future of this node's clock a proposed block's time may be.
@@ -65,7 +69,15 @@ pub struct Chain {
     /// The last block's certificate reduced to a quorum: every bundle
     /// carries it, so it is kept rather than read and reduced per request.
     last_certificate: Option<CompactCertificate>,
+    /// Issuer and credential type proofs at one height, for bundles.
+    catalog_proofs: Mutex<CatalogProofs>,
 }
+
+/// A height and the catalog entries proven at it.
+type CatalogProofs = (u64, HashMap<StateKey, (Option<Vec<u8>>, StateProof)>);
+
+/// Most issuer and type proofs kept for one height.
+const MAX_CATALOG_PROOFS: usize = 4_096;
 
 impl Chain {
     /// Opens the chain in `store`; writes the genesis state (version 0) the first time.
@@ -105,6 +117,7 @@ impl Chain {
             height,
             last_header,
             last_certificate: None,
+            catalog_proofs: Mutex::new((0, HashMap::new())),
         };
         if height > 0 {
             let certificate = chain.store.certificate(height)?.ok_or(NodeError::Corrupt {
@@ -418,6 +431,30 @@ impl Chain {
         })
     }
 
+    /// The value and proof of an issuer or credential type at the committed
+    /// height: the same for every bundle of that height, so kept until the
+    /// next block (at most [`MAX_CATALOG_PROOFS`] of them).
+    fn catalog_proof(&self, key: StateKey) -> Result<(Option<Vec<u8>>, StateProof), NodeError> {
+        let height = self.height;
+        {
+            let cache = lock(&self.catalog_proofs);
+            if cache.0 == height
+                && let Some(found) = cache.1.get(&key)
+            {
+                return Ok(found.clone());
+            }
+        }
+        let found = self.state.prove(&key, height)?;
+        let mut cache = lock(&self.catalog_proofs);
+        if cache.0 != height {
+            *cache = (height, HashMap::new());
+        }
+        if cache.1.len() < MAX_CATALOG_PROOFS {
+            cache.1.insert(key, found.clone());
+        }
+        Ok(found)
+    }
+
     /// A stored certificate reduced to a quorum, as bundles carry it.
     fn compact(&self, certificate: &CommitCertificate) -> Result<CompactCertificate, NodeError> {
         certificate.compact(&self.set).ok_or(NodeError::Corrupt {
@@ -447,9 +484,9 @@ impl Chain {
             return Ok(None);
         };
         let record: CredentialRecord = crate::store::decode("credential record", &record)?;
-        let (issuer, issuer_proof) = prove(&StateKey::Issuer(record.issuer.clone()))?;
+        let (issuer, issuer_proof) = self.catalog_proof(StateKey::Issuer(record.issuer.clone()))?;
         let (credential_type, type_proof) =
-            prove(&StateKey::CredentialType(record.credential_type.clone()))?;
+            self.catalog_proof(StateKey::CredentialType(record.credential_type.clone()))?;
         let missing = |what| NodeError::Corrupt {
             what,
             reason: format!("the record of {commitment} names a missing entry"),
