@@ -2,8 +2,9 @@
 //! signature checks and proposer selection.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use cairn_genesis::signature::{self, SignatureItem};
+use cairn_genesis::signature::{self, KeyTable, SignatureItem};
 use cairn_genesis::{GenesisDocument, Hash, PublicKey};
 use ed25519_dalek::VerifyingKey;
 
@@ -28,6 +29,8 @@ pub struct ValidatorInfo {
 pub struct ValidatorSet {
     validators: Vec<ValidatorInfo>,
     keys: Vec<VerifyingKey>,
+    /// Precomputed tables of the keys, for batch checks of certificates.
+    table: Arc<KeyTable>,
     index: HashMap<PublicKey, usize>,
     total_power: u64,
     rotation: Vec<u16>,
@@ -70,8 +73,10 @@ impl ValidatorSet {
             keys.push(key);
         }
         let rotation = rotation(&validators, total_power);
+        let table = Arc::new(KeyTable::new(&keys));
         Ok(ValidatorSet {
             validators,
+            table,
             keys,
             index,
             total_power,
@@ -178,9 +183,11 @@ impl ValidatorSet {
                 signature: &sig.0,
             });
         }
-        signature::verify_all(&checks).map_err(|(position, _)| ConsensusError::InvalidSignature {
-            validator: self.validators[items[position].0].public_key,
-        })
+        self.table
+            .verify_all(&checks)
+            .map_err(|(position, _)| ConsensusError::InvalidSignature {
+                validator: self.validators[items[position].0].public_key,
+            })
     }
 
     /// The proposer of `round` at `height`: weighted round robin, where each

@@ -31,9 +31,11 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint, VartimeEdwardsPrecomputation};
 use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+use curve25519_dalek::traits::{
+    IsIdentity, VartimeMultiscalarMul, VartimePrecomputedMultiscalarMul,
+};
 use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha512};
 
@@ -124,16 +126,13 @@ pub fn verify(item: &SignatureItem<'_>) -> Result<(), SignatureDefect> {
     }
 }
 
-/// Whether every signature in `items` (at most [`MAX_BATCH_CHUNK`]) passes,
-/// by one multiscalar multiplication. `false` when any one fails.
-fn verify_chunk(items: &[SignatureItem<'_>]) -> bool {
-    let mut decoded = Vec::with_capacity(items.len());
-    for item in items {
-        match decode(item) {
-            Ok(d) => decoded.push(d),
-            Err(_) => return false,
-        }
-    }
+/// The signatures of a chunk decoded, with their batch coefficients `z`;
+/// `None` if any one does not decode.
+fn decode_chunk(items: &[SignatureItem<'_>]) -> Option<(Vec<Decoded>, Vec<Scalar>)> {
+    let decoded = items
+        .iter()
+        .map(|item| decode(item).ok())
+        .collect::<Option<Vec<Decoded>>>()?;
     // Coefficients bound to every input: the signatures, keys and messages
     // (through the challenges k, which hash R, A and the message).
     let mut transcript = blake3::Hasher::new_derive_key(BATCH_DOMAIN);
@@ -142,7 +141,7 @@ fn verify_chunk(items: &[SignatureItem<'_>]) -> bool {
         transcript.update(d.k.as_bytes());
     }
     let mut stream = transcript.finalize_xof();
-    let z: Vec<Scalar> = decoded
+    let z = decoded
         .iter()
         .map(|_| {
             let mut bytes = [0u8; 16];
@@ -150,6 +149,15 @@ fn verify_chunk(items: &[SignatureItem<'_>]) -> bool {
             Scalar::from(u128::from_le_bytes(bytes))
         })
         .collect();
+    Some((decoded, z))
+}
+
+/// Whether every signature in `items` (at most [`MAX_BATCH_CHUNK`]) passes,
+/// by one multiscalar multiplication. `false` when any one fails.
+fn verify_chunk(items: &[SignatureItem<'_>]) -> bool {
+    let Some((decoded, z)) = decode_chunk(items) else {
+        return false;
+    };
     let b_coefficient: Scalar = decoded.iter().zip(&z).map(|(d, z)| z * d.s).sum();
     // Signatures by the same key share its term: Σ zᵢkᵢ·A over each key's
     // signatures is one point times one scalar. A batch of one issuer's
@@ -196,11 +204,19 @@ pub fn verify_each(items: &[SignatureItem<'_>]) -> Vec<Result<(), SignatureDefec
 /// Checks every signature in `items`; on failure, the index of the first
 /// one that does not pass and why.
 pub fn verify_all(items: &[SignatureItem<'_>]) -> Result<(), (usize, SignatureDefect)> {
+    verify_all_by(items, verify_chunk)
+}
+
+/// [`verify_all`] with `batch` checking each chunk of more than one.
+fn verify_all_by(
+    items: &[SignatureItem<'_>],
+    batch: impl Fn(&[SignatureItem<'_>]) -> bool,
+) -> Result<(), (usize, SignatureDefect)> {
     for (start, chunk) in (0..)
         .step_by(MAX_BATCH_CHUNK)
         .zip(items.chunks(MAX_BATCH_CHUNK))
     {
-        if chunk.len() > 1 && verify_chunk(chunk) {
+        if chunk.len() > 1 && batch(chunk) {
             continue;
         }
         for (offset, item) in chunk.iter().enumerate() {
@@ -208,6 +224,61 @@ pub fn verify_all(items: &[SignatureItem<'_>]) -> Result<(), (usize, SignatureDe
         }
     }
     Ok(())
+}
+
+/// A fixed set of keys (a validator set) with precomputed tables, so that
+/// a batch of their signatures does not rebuild each key's multiples every
+/// time. Same rule, same verdicts as [`verify_all`].
+pub struct KeyTable {
+    /// The base point, then the keys.
+    table: VartimeEdwardsPrecomputation,
+    index: HashMap<[u8; 32], usize>,
+}
+
+impl std::fmt::Debug for KeyTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyTable({} keys)", self.index.len())
+    }
+}
+
+impl KeyTable {
+    /// Tables for `keys` (and the base point).
+    pub fn new(keys: &[VerifyingKey]) -> KeyTable {
+        let points =
+            std::iter::once(ED25519_BASEPOINT_POINT).chain(keys.iter().map(|k| k.to_edwards()));
+        KeyTable {
+            table: VartimeEdwardsPrecomputation::new(points),
+            index: keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (*k.as_bytes(), i))
+                .collect(),
+        }
+    }
+
+    /// [`verify_all`], with the tables for signatures by the set's keys.
+    pub fn verify_all(&self, items: &[SignatureItem<'_>]) -> Result<(), (usize, SignatureDefect)> {
+        verify_all_by(items, |chunk| self.verify_chunk(chunk))
+    }
+
+    fn verify_chunk(&self, items: &[SignatureItem<'_>]) -> bool {
+        let Some((decoded, z)) = decode_chunk(items) else {
+            return false;
+        };
+        let mut fixed = vec![Scalar::ZERO; self.index.len() + 1];
+        fixed[0] = decoded.iter().zip(&z).map(|(d, z)| z * d.s).sum();
+        for ((item, d), z) in items.iter().zip(&decoded).zip(&z) {
+            let Some(&i) = self.index.get(item.key.as_bytes()) else {
+                // Not one of the set's keys: no table for it.
+                return verify_chunk(items);
+            };
+            fixed[i + 1] -= z * d.k;
+        }
+        self.table
+            .vartime_mixed_multiscalar_mul(fixed, z.iter().map(|z| -z), decoded.iter().map(|d| d.r))
+            .mul_by_cofactor()
+            .is_identity()
+    }
 }
 
 #[cfg(test)]
@@ -283,6 +354,26 @@ mod tests {
         let verdicts = items(&sigs);
         let bad: Vec<usize> = (0..50).filter(|&i| verdicts[i].is_err()).collect();
         assert_eq!(bad, [10, 11]);
+    }
+
+    #[test]
+    fn a_key_table_judges_as_the_plain_batch() {
+        let keys: Vec<SigningKey> = (60..67).map(key).collect();
+        let vks: Vec<VerifyingKey> = keys.iter().map(|k| k.verifying_key()).collect();
+        let table = KeyTable::new(&vks);
+        let stranger = key(99);
+        let stranger_vk = stranger.verifying_key();
+        let mut sigs: Vec<[u8; 64]> = keys.iter().map(|k| k.sign(b"v").to_bytes()).collect();
+        let stranger_sig = stranger.sign(b"v").to_bytes();
+        let good: Vec<SignatureItem<'_>> = (0..7).map(|i| item(&vks[i], b"v", &sigs[i])).collect();
+        assert_eq!(table.verify_all(&good), Ok(()));
+        let mut with_stranger = good.clone();
+        with_stranger.push(item(&stranger_vk, b"v", &stranger_sig));
+        assert_eq!(table.verify_all(&with_stranger), Ok(()));
+        sigs[4][40] ^= 2;
+        let bad: Vec<SignatureItem<'_>> = (0..7).map(|i| item(&vks[i], b"v", &sigs[i])).collect();
+        assert_eq!(table.verify_all(&bad), verify_all(&bad));
+        assert_eq!(table.verify_all(&bad).unwrap_err().0, 4);
     }
 
     #[test]
