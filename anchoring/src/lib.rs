@@ -8,8 +8,9 @@
 //! [`apply_block`] decides what each transaction does to the state (or
 //! refuses it with a named [`AnchoringError`], changing nothing);
 //! [`AuthenticatedState`] turns the changes into a state root per height;
-//! a [`ProofBundle`] carries a finalized header, its commit certificate and
-//! the state proofs; [`verify`] checks a holder's [`Presentation`] against a
+//! a [`ProofBundle`] carries a finalized header, its commit certificate
+//! (reduced to a quorum) and compact state proofs ([`StateProof`]: one hash
+//! per non-empty sibling); [`verify`] checks a holder's [`Presentation`] against a
 //! bundle and a trusted genesis, offline, and explains its [`Verdict`].
 //!
 //! Hashes are blake3 in derive-key mode with a context per use (field leaf,

@@ -10,7 +10,10 @@
 //!
 //! - Quorum is more than 2/3 of the voting power; a commit needs a quorum of
 //!   precommits for one value in one round, and [`CommitCertificate::verify`]
-//!   is what a verifier's light client relies on.
+//!   is what a verifier's light client relies on; a proof bundle carries it
+//!   as a [`CompactCertificate`] (a quorum's signatures, signers by bit).
+//! - Signatures are judged by one rule on every node, alone or in a batch
+//!   (`cairn_genesis::signature`), so batching never changes a verdict.
 //! - Every signed message binds the chain (genesis hash) and a domain tag.
 //! - [`GuardedSigner`] never signs two different messages for one (height,
 //!   round, step), nor anything for an earlier one, and its record is durable

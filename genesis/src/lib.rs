@@ -18,7 +18,9 @@
 //! - [`GenesisDocument::problems`] reports every problem, each a named
 //!   [`GenesisError`] variant, so `cairn genesis check` can list them all;
 //! - key files are created with mode 0600, never overwritten, and refused
-//!   when anyone but their owner may read them.
+//!   when anyone but their owner may read them;
+//! - every signature on the chain is judged by one rule, alone or in a
+//!   batch ([`signature`]), so that nodes agree whatever they batch.
 //!
 //! This crate is pure: no async runtime, network or database.
 
