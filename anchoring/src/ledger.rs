@@ -3,7 +3,8 @@
 //! named error; the others apply one after the other, each seeing the
 //! effects of those before it.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 
 use borsh::BorshDeserialize;
 use cairn_genesis::{CredentialType, GenesisDocument, Hash, Issuer, Timestamp};
@@ -64,12 +65,40 @@ pub fn genesis_state(genesis: &GenesisDocument) -> BTreeMap<StateKey, Vec<u8>> {
     state
 }
 
+/// The previous block's state with its catalog entries (issuers and
+/// credential types, which every transaction reads and no transaction
+/// writes) read once per block instead of once per transaction.
+struct CatalogCache<'a, V: StateView> {
+    base: &'a V,
+    catalog: RefCell<HashMap<StateKey, Option<Vec<u8>>>>,
+}
+
+impl<V: StateView> StateView for CatalogCache<'_, V> {
+    fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
+        if !matches!(key, StateKey::Issuer(_) | StateKey::CredentialType(_)) {
+            return self.base.get(key);
+        }
+        if let Some(found) = self.catalog.borrow().get(key) {
+            return Ok(found.clone());
+        }
+        let found = self.base.get(key)?;
+        self.catalog.borrow_mut().insert(key.clone(), found.clone());
+        Ok(found)
+    }
+}
+
 /// Applies `txs` in order on top of `view`. Only a storage failure is an `Err`.
 pub fn apply_block(
     view: &impl StateView,
     ctx: &BlockContext,
     txs: &[SignedTransaction],
 ) -> Result<BlockOutcome, AnchoringError> {
+    // The cache sits under the block's own writes: were a transaction ever
+    // to write a catalog entry, the overlay would still see its write first.
+    let view = &CatalogCache {
+        base: view,
+        catalog: RefCell::new(HashMap::new()),
+    };
     let mut outcome = BlockOutcome::default();
     for (index, tx) in txs.iter().enumerate() {
         let mut overlay = Overlay {
