@@ -273,9 +273,9 @@ fn apply_tx<V: StateView>(
     Ok(receipt)
 }
 
-/// A new credential's type exists, its issuer is accredited for it, and it is not on the ledger yet.
-/// Checks that `item` may be anchored by `issuer`. `types` keeps the
-/// credential types read so far for this transaction.
+/// A new credential's type exists, its issuer is accredited for it, and it
+/// is not on the ledger yet. `types` keeps the credential types decoded so
+/// far for this transaction.
 fn check_new<V: StateView>(
     state: &Overlay<'_, V>,
     issuer: &Issuer,

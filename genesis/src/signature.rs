@@ -190,9 +190,23 @@ fn verify_chunk(items: &[SignatureItem<'_>]) -> bool {
 /// that fails is checked again one by one, so each verdict is exactly what
 /// [`verify`] says of that signature.
 pub fn verify_each(items: &[SignatureItem<'_>]) -> Vec<Result<(), SignatureDefect>> {
+    verify_each_by(items, verify_chunk)
+}
+
+/// Checks every signature in `items`; on failure, the index of the first
+/// one that does not pass and why.
+pub fn verify_all(items: &[SignatureItem<'_>]) -> Result<(), (usize, SignatureDefect)> {
+    first_failure(verify_each(items))
+}
+
+/// [`verify_each`] with `batch` checking each chunk of more than one.
+fn verify_each_by(
+    items: &[SignatureItem<'_>],
+    batch: impl Fn(&[SignatureItem<'_>]) -> bool,
+) -> Vec<Result<(), SignatureDefect>> {
     let mut verdicts = Vec::with_capacity(items.len());
     for chunk in items.chunks(MAX_BATCH_CHUNK) {
-        if chunk.len() > 1 && verify_chunk(chunk) {
+        if chunk.len() > 1 && batch(chunk) {
             verdicts.extend(chunk.iter().map(|_| Ok(())));
         } else {
             verdicts.extend(chunk.iter().map(verify));
@@ -201,29 +215,17 @@ pub fn verify_each(items: &[SignatureItem<'_>]) -> Vec<Result<(), SignatureDefec
     verdicts
 }
 
-/// Checks every signature in `items`; on failure, the index of the first
-/// one that does not pass and why.
-pub fn verify_all(items: &[SignatureItem<'_>]) -> Result<(), (usize, SignatureDefect)> {
-    verify_all_by(items, verify_chunk)
-}
-
-/// [`verify_all`] with `batch` checking each chunk of more than one.
-fn verify_all_by(
-    items: &[SignatureItem<'_>],
-    batch: impl Fn(&[SignatureItem<'_>]) -> bool,
+fn first_failure(
+    verdicts: Vec<Result<(), SignatureDefect>>,
 ) -> Result<(), (usize, SignatureDefect)> {
-    for (start, chunk) in (0..)
-        .step_by(MAX_BATCH_CHUNK)
-        .zip(items.chunks(MAX_BATCH_CHUNK))
+    match verdicts
+        .into_iter()
+        .enumerate()
+        .find_map(|(i, v)| v.err().map(|d| (i, d)))
     {
-        if chunk.len() > 1 && batch(chunk) {
-            continue;
-        }
-        for (offset, item) in chunk.iter().enumerate() {
-            verify(item).map_err(|defect| (start + offset, defect))?;
-        }
+        Some(failure) => Err(failure),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// A fixed set of keys (a validator set) with precomputed tables, so that
@@ -258,7 +260,7 @@ impl KeyTable {
 
     /// [`verify_all`], with the tables for signatures by the set's keys.
     pub fn verify_all(&self, items: &[SignatureItem<'_>]) -> Result<(), (usize, SignatureDefect)> {
-        verify_all_by(items, |chunk| self.verify_chunk(chunk))
+        first_failure(verify_each_by(items, |chunk| self.verify_chunk(chunk)))
     }
 
     fn verify_chunk(&self, items: &[SignatureItem<'_>]) -> bool {

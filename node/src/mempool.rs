@@ -250,22 +250,11 @@ pub fn admit(
         });
     }
     let tx = SignedTransaction::decode(bytes)?;
-    admit_decoded(chain, pool, tx, bytes.len(), now)
-}
-
-/// [`admit`] for a transaction already decoded; `size` is its encoded length.
-pub fn admit_decoded(
-    chain: &RwLock<Chain>,
-    pool: &Mutex<Mempool>,
-    tx: SignedTransaction,
-    size: usize,
-    now: Timestamp,
-) -> AdmissionResult {
-    match precheck(chain, pool, tx, size)? {
+    match precheck(chain, pool, tx, bytes.len())? {
         Precheck::Done(tx, id, admission) => Ok((tx, id, admission)),
         Precheck::Verify(tx, id) => {
             let signature = tx.verify_signature();
-            finish(chain, pool, tx, id, size, signature, now)
+            finish(chain, pool, tx, id, bytes.len(), signature, now)
         }
     }
 }
@@ -275,9 +264,9 @@ pub fn admit_decoded(
 pub type AdmissionResult = Result<(SignedTransaction, Hash, Admission), NodeError>;
 
 /// Admits many decoded transactions (from gossip, or submitted together);
-/// one verdict per transaction, in order. The
-/// checks are [`admit`]'s, but the signatures of the transactions that
-/// reach that step are verified in batches.
+/// one verdict per transaction, in order. The checks are [`admit`]'s, but
+/// the signatures of the transactions that reach that step are verified in
+/// batches.
 pub fn admit_batch(
     chain: &RwLock<Chain>,
     pool: &Mutex<Mempool>,

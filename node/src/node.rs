@@ -56,25 +56,22 @@ impl Shared {
         bytes: &[u8],
     ) -> Result<(SignedTransaction, cairn_genesis::Hash, Admission), NodeError> {
         let result = crate::mempool::admit(&self.chain, &self.mempool, bytes, Timestamp::now());
-        match &result {
-            Ok((tx, _, Admission::Added)) => {
-                self.mempool_changed.notify_one();
-                let _ = self.outbox.try_send(tx.clone());
-            }
-            Ok(_) => {}
-            Err(_) => add(&self.metrics.refused_transactions, 1),
-        }
+        self.after_admission(std::slice::from_ref(&result));
         result
     }
-}
 
-impl Shared {
     /// Admits transactions submitted together (signatures checked in
     /// batches) and queues the new ones for gossip; one verdict each.
     pub fn submit_batch(&self, txs: Vec<SignedTransaction>) -> Vec<AdmissionResult> {
         let results = admit_batch(&self.chain, &self.mempool, txs, Timestamp::now());
+        self.after_admission(&results);
+        results
+    }
+
+    /// Gossips what was added, wakes the proposer, counts refusals.
+    fn after_admission(&self, results: &[AdmissionResult]) {
         let mut added = false;
-        for result in &results {
+        for result in results {
             match result {
                 Ok((tx, _, Admission::Added)) => {
                     added = true;
@@ -87,7 +84,6 @@ impl Shared {
         if added {
             self.mempool_changed.notify_one();
         }
-        results
     }
 }
 
