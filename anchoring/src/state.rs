@@ -134,11 +134,18 @@ impl<S: TreeReader + TreeWriter> AuthenticatedState<S> {
         version: Version,
         changes: &BTreeMap<StateKey, Vec<u8>>,
     ) -> Result<(Hash, NodeBatch), AnchoringError> {
-        if self.latest.is_some_and(|latest| version <= latest) {
-            return Err(AnchoringError::Storage(format!(
-                "version {version} is not after {:?}",
-                self.latest
-            )));
+        match self.latest {
+            Some(latest) if version <= latest => {
+                return Err(AnchoringError::Storage(format!(
+                    "version {version} is not after {latest}"
+                )));
+            }
+            None if version != 0 => {
+                return Err(AnchoringError::Storage(format!(
+                    "an empty state starts at version 0, not {version}"
+                )));
+            }
+            _ => {}
         }
         let set = changes
             .iter()

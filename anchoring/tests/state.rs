@@ -132,4 +132,12 @@ fn versions_only_move_forward() {
         ledger.state.commit(1, &Default::default()),
         Err(AnchoringError::Storage(_))
     ));
+    // An empty state's first version is 0.
+    let mut empty = AuthenticatedState::new(MemoryTreeStore::default(), None);
+    let changes = [(StateKey::Issuer("x".into()), vec![1])].into();
+    assert!(matches!(
+        empty.commit(1, &changes),
+        Err(AnchoringError::Storage(_))
+    ));
+    assert!(empty.commit(0, &changes).is_ok());
 }

@@ -292,10 +292,10 @@ pub fn limits(dir: &Path, runs: usize, scale: u64) -> Result<Vec<Figure>, NodeEr
         },
         |changes| {
             for c in changes {
-                version += 1;
                 if let Err(e) = state.commit(version, &c) {
                     panic!("state tree commit: {e}");
                 }
+                version += 1;
             }
         },
     ));
