@@ -17,7 +17,8 @@ use std::time::Instant;
 
 use cairn_anchoring::{
     Action, AnchorItem, AuthenticatedState, Commitment, CredentialDocument, CredentialRecord,
-    EventKind, LifecycleEvent, MemoryTreeStore, Presentation, StateKey, Status, Trust, verify,
+    EventKind, LifecycleEvent, MemoryTreeStore, Presentation, SignedTransaction, StateKey, Status,
+    Trust, verify,
 };
 use cairn_genesis::Hash;
 use common::*;
@@ -38,6 +39,11 @@ fn measure(iterations: u32, mut f: impl FnMut()) -> (f64, f64, f64) {
         .collect();
     samples.sort_by(f64::total_cmp);
     (samples[RUNS / 2], samples[0], samples[RUNS - 1])
+}
+
+/// A measurement of `items` at once, per item.
+fn per(items: f64, (median, min, max): (f64, f64, f64)) -> (f64, f64, f64) {
+    (median / items, min / items, max / items)
 }
 
 fn row(name: &str, (median, min, max): (f64, f64, f64)) {
@@ -81,6 +87,28 @@ fn main() {
         measure(50_000, || {
             black_box(presentation.check().unwrap());
         }),
+    );
+
+    // Admission of 100 single-commitment transactions by one issuer: their
+    // signatures checked together.
+    let mut chain = Chain::new();
+    let txs: Vec<SignedTransaction> = (0..100u32)
+        .map(|n| chain.police(Action::Anchor(vec![item(n, DRIVER)])))
+        .collect();
+    let refs: Vec<&SignedTransaction> = txs.iter().collect();
+    assert!(
+        SignedTransaction::verify_signatures(&refs)
+            .iter()
+            .all(Result::is_ok)
+    );
+    row(
+        "verify 100 transactions by one issuer (per transaction)",
+        per(
+            100.0,
+            measure(20, || {
+                black_box(SignedTransaction::verify_signatures(&refs));
+            }),
+        ),
     );
 
     let mut sizes = Vec::new();
@@ -156,8 +184,8 @@ fn main() {
                     )
                 })
                 .collect();
-            version += 1;
             state.commit(version, &changes).unwrap();
+            version += 1;
             next += 1_000;
             inserted += 1_000;
         }

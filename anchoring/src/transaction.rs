@@ -16,6 +16,8 @@
 //! per-issuer sequence has to be coordinated. Two intentionally identical
 //! actions (suspend, reinstate, suspend again) differ by their `nonce`.
 
+use std::collections::HashMap;
+
 use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_genesis::signature::{self, SignatureItem};
 use cairn_genesis::{Hash, PublicKey, Timestamp};
@@ -224,8 +226,18 @@ impl SignedTransaction {
     /// per transaction, each exactly what
     /// [`SignedTransaction::verify_signature`] says of it.
     pub fn verify_signatures(txs: &[&SignedTransaction]) -> Vec<Result<(), AnchoringError>> {
-        let keys: Vec<Result<VerifyingKey, AnchoringError>> =
-            txs.iter().map(|tx| tx.verifying_key()).collect();
+        // An issuer signs many transactions with one key: each distinct key
+        // is decoded and checked once (a point decompression each).
+        let mut decoded: HashMap<[u8; 32], Option<VerifyingKey>> = HashMap::new();
+        let keys: Vec<Result<VerifyingKey, AnchoringError>> = txs
+            .iter()
+            .map(|tx| {
+                decoded
+                    .entry(tx.tx.key.0)
+                    .or_insert_with(|| tx.tx.key.check().ok())
+                    .ok_or_else(|| tx.bad_signature())
+            })
+            .collect();
         let messages: Vec<Vec<u8>> = txs.iter().map(|tx| tx.tx.sign_bytes()).collect();
         // Only transactions with a usable key go into the batch.
         let mut checked = Vec::with_capacity(txs.len());
