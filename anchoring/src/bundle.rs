@@ -8,7 +8,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_consensus::CompactCertificate;
 use cairn_genesis::{CredentialType, Issuer};
 
-use crate::block::{BlockHeader, TxInclusion};
+use crate::block::{CompactHeader, TxInclusion};
 use crate::state::StateProof;
 use crate::{AnchoringError, CredentialRecord};
 
@@ -19,8 +19,8 @@ pub const MAX_BUNDLE_BYTES: usize = 1024 * 1024;
 /// certificate, and the transaction's inclusion.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct EventProof {
-    /// The event's block header.
-    pub header: BlockHeader,
+    /// The event's block header (compact: the verifier's trust supplies the rest).
+    pub header: CompactHeader,
     /// Its commit certificate, reduced to a quorum.
     pub certificate: CompactCertificate,
     /// The transaction and its inclusion proof.
@@ -30,8 +30,8 @@ pub struct EventProof {
 /// A self-contained proof of a credential's state at a finalized height.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct ProofBundle {
-    /// The finalized header the proofs refer to.
-    pub header: BlockHeader,
+    /// The finalized header the proofs refer to (compact: the verifier's trust supplies the rest).
+    pub header: CompactHeader,
     /// Its commit certificate, reduced to a quorum.
     pub certificate: CompactCertificate,
     /// The credential record.

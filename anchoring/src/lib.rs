@@ -8,7 +8,8 @@
 //! [`apply_block`] decides what each transaction does to the state (or
 //! refuses it with a named [`AnchoringError`], changing nothing);
 //! [`AuthenticatedState`] turns the changes into a state root per height;
-//! a [`ProofBundle`] carries a finalized header, its commit certificate
+//! a [`ProofBundle`] carries a finalized header (a [`CompactHeader`]: the
+//! verifier's trust supplies its chain and validator set), its commit certificate
 //! (reduced to a quorum) and compact state proofs ([`StateProof`]: one hash
 //! per non-empty sibling); [`verify`] checks a holder's [`Presentation`] against a
 //! bundle and a trusted genesis, offline, and explains its [`Verdict`].
@@ -34,8 +35,8 @@ mod transaction;
 mod verify;
 
 pub use block::{
-    Block, BlockHeader, HEADER_DOMAIN, TX_LEAF_DOMAIN, TxInclusion, transaction_leaf,
-    transactions_root,
+    Block, BlockHeader, CompactHeader, HEADER_DOMAIN, TX_LEAF_DOMAIN, TxInclusion,
+    transaction_leaf, transactions_root,
 };
 pub use bundle::{EventProof, MAX_BUNDLE_BYTES, ProofBundle};
 pub use credential::{

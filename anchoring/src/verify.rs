@@ -15,7 +15,7 @@ use cairn_consensus::{CompactCertificate, ConsensusError, Height, ValidatorSet, 
 use cairn_genesis::{GenesisDocument, Hash, Timestamp};
 use serde::Serialize;
 
-use crate::block::BlockHeader;
+use crate::block::{BlockHeader, CompactHeader};
 use crate::bundle::{EventProof, ProofBundle};
 use crate::{
     Action, AnchoringError, Commitment, CredentialRecord, LifecycleEvent, Presentation, StateKey,
@@ -46,6 +46,11 @@ impl Trust {
             validators,
             validator_names: genesis.validators.iter().map(|v| v.name.clone()).collect(),
         })
+    }
+
+    /// A bundle's compact header with this trust's chain and validator set.
+    pub fn header(&self, compact: &CompactHeader) -> BlockHeader {
+        compact.expand(self.chain, self.validators.hash())
     }
 
     /// The name of the validator at `index`, for a verdict.
@@ -331,19 +336,15 @@ fn check_events(bundle: &ProofBundle, trust: &Trust) -> Result<String, String> {
     ))
 }
 
-/// Checks that the bundle's header is of the trusted chain and finalized by
-/// its validators; returns the detail and the signers' names.
+/// Checks that the bundle's header, read as one of the trusted chain and
+/// validator set, is finalized by those validators (a header of any other
+/// chain then hashes to a block no certificate of theirs covers); returns
+/// the detail and the signers' names.
 fn finality(bundle: &ProofBundle, trust: &Trust) -> Result<(String, Vec<String>), String> {
-    let header = &bundle.header;
+    let header = trust.header(&bundle.header);
     let cert = &bundle.certificate;
-    if header.chain != trust.chain {
-        return Err(format!(
-            "the header is from chain {}, not the trusted {}",
-            header.chain, trust.chain
-        ));
-    }
     let verified =
-        certified(header, cert, trust).map_err(|e| format!("commit certificate refused: {e}"))?;
+        certified(&header, cert, trust).map_err(|e| format!("commit certificate refused: {e}"))?;
     let signers: Vec<String> = verified
         .signers
         .iter()
@@ -417,7 +418,7 @@ fn event_proof(
     event: &LifecycleEvent,
     trust: &Trust,
 ) -> Result<Vec<String>, String> {
-    let h = &proof.header;
+    let h = &trust.header(&proof.header);
     let failed = |why: &str| {
         format!(
             "the proof of the {} event at height {} does not verify: {why}",
@@ -425,8 +426,8 @@ fn event_proof(
             event.height
         )
     };
-    if h.chain != trust.chain || h.height != event.height {
-        return Err(failed("its block is of another chain or height"));
+    if h.height != event.height {
+        return Err(failed("its block is of another height"));
     }
     let verified = certified(h, &proof.certificate, trust).map_err(|e| failed(&e.to_string()))?;
     if !proof.inclusion.verify(h)
@@ -497,7 +498,7 @@ pub fn trace(commitment: Commitment, bundle: &ProofBundle, trust: &Trust, now: T
                 format!(
                     "transaction {} is in block {} at height {}, finalized by {} validator(s)",
                     event.tx,
-                    p.header.hash(),
+                    trust.header(&p.header).hash(),
                     event.height,
                     signers.len()
                 ),

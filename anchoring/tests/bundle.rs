@@ -8,8 +8,8 @@ mod common;
 mod node;
 
 use cairn_anchoring::{
-    Action, AnchorItem, CheckName, CredentialDocument, Field, Presentation, ProofBundle,
-    RevocationReason, Salt, Status, Trust, verify,
+    Action, AnchorItem, CheckName, CompactHeader, CredentialDocument, Field, Presentation,
+    ProofBundle, RevocationReason, Salt, Status, Trust, verify,
 };
 use cairn_genesis::{Hash, Timestamp};
 use common::*;
@@ -153,7 +153,7 @@ fn each_failure_names_its_check() {
     let mut weak = bundle.clone();
     weak.certificate = all_signers(
         &node.genesis,
-        &certify(&node.genesis, &bundle.header, vec![0, 1]),
+        &certify(&node.genesis, &trust.header(&bundle.header), vec![0, 1]),
     );
     let verdict = verify(&presentation, &weak, &trust, node.time, None);
     let failure = verdict.first_failure().unwrap();
@@ -211,6 +211,23 @@ fn each_failure_names_its_check() {
     let later = Timestamp(node.time.0 + 3_600_000);
     let verdict = verify(&presentation, &bundle, &trust, later, Some(600_000));
     assert_eq!(verdict.first_failure().unwrap().name, CheckName::BundleAge);
+}
+
+#[test]
+fn a_compact_header_expands_to_the_signed_header_only_with_its_own_chain_and_set() {
+    let (node, doc, _, trust) = setup(4);
+    let bundle = node.bundle(doc.commitment(), false);
+    let full = trust.header(&bundle.header);
+    assert_eq!(CompactHeader::from(&full), bundle.header);
+    assert_eq!(full.chain, trust.chain);
+    assert_eq!(
+        borsh::to_vec(&bundle.header).unwrap().len() + 64,
+        borsh::to_vec(&full).unwrap().len()
+    );
+    let other_set = bundle.header.expand(trust.chain, Hash([9; 32]));
+    assert_ne!(other_set.hash(), full.hash());
+    let other_chain = bundle.header.expand(Hash([9; 32]), trust.validators.hash());
+    assert_ne!(other_chain.hash(), full.hash());
 }
 
 #[test]

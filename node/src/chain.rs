@@ -425,7 +425,7 @@ impl Chain {
                 reason: format!("block {height} has no transaction {index}"),
             })?;
         Ok(EventProof {
-            header: block.header,
+            header: (&block.header).into(),
             certificate: self.compact(&certificate)?,
             inclusion,
         })
@@ -501,7 +501,7 @@ impl Chain {
             Vec::new()
         };
         Ok(Some(ProofBundle {
-            header: header.clone(),
+            header: header.into(),
             certificate: certificate.clone(),
             record,
             record_proof,

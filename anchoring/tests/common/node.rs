@@ -128,7 +128,7 @@ impl Node {
                 .map(|e| {
                     let (b, c) = &self.blocks[e.height as usize - 1];
                     EventProof {
-                        header: b.header.clone(),
+                        header: (&b.header).into(),
                         certificate: self.compact(c),
                         inclusion: b.prove_transaction(e.tx_index as usize).unwrap(),
                     }
@@ -138,7 +138,7 @@ impl Node {
             Vec::new()
         };
         ProofBundle {
-            header: block.header,
+            header: (&block.header).into(),
             certificate: self.compact(&cert),
             record,
             record_proof,

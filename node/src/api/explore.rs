@@ -214,7 +214,7 @@ pub(super) async fn credential_trace(
                     "transaction": e.event.tx,
                     "action": e.action,
                     "proof": {
-                        "block_hash": proof.header.hash(),
+                        "block_hash": trust.header(&proof.header).hash(),
                         "included": e.proven,
                         "finalized": e.proven,
                         "signers": e.signers,
