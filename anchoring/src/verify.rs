@@ -343,8 +343,13 @@ fn check_events(bundle: &ProofBundle, trust: &Trust) -> Result<String, String> {
 fn finality(bundle: &ProofBundle, trust: &Trust) -> Result<(String, Vec<String>), String> {
     let header = trust.header(&bundle.header);
     let cert = &bundle.certificate;
-    let verified =
-        certified(&header, cert, trust).map_err(|e| format!("commit certificate refused: {e}"))?;
+    let verified = certified(&header, cert, trust).map_err(|e| {
+        format!(
+            "commit certificate refused: {e} (the header was read as one of the trusted \
+             chain {}: a bundle of another chain, or altered, fails here)",
+            trust.chain
+        )
+    })?;
     let signers: Vec<String> = verified
         .signers
         .iter()

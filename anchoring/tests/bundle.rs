@@ -141,12 +141,13 @@ fn each_failure_names_its_check() {
     let mut other = genesis_with_validators(4);
     other.chain_id = "another-chain".into();
     let foreign = Trust::from_genesis(&other).unwrap();
-    assert_eq!(
-        verify(&presentation, &bundle, &foreign, node.time, None)
-            .first_failure()
-            .unwrap()
-            .name,
-        CheckName::Finality
+    let verdict = verify(&presentation, &bundle, &foreign, node.time, None);
+    let failure = verdict.first_failure().unwrap();
+    assert_eq!(failure.name, CheckName::Finality);
+    assert!(
+        failure.detail.contains(&foreign.chain.to_string()),
+        "{}",
+        failure.detail
     );
 
     // Too few signatures.
