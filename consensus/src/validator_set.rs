@@ -34,6 +34,8 @@ pub struct ValidatorSet {
     index: HashMap<PublicKey, usize>,
     total_power: u64,
     rotation: Vec<u16>,
+    /// The set's digest (it never changes once built).
+    hash: Hash,
 }
 
 impl ValidatorSet {
@@ -74,6 +76,7 @@ impl ValidatorSet {
         }
         let rotation = rotation(&validators, total_power);
         let table = Arc::new(KeyTable::new(&keys));
+        let hash = digest(&validators);
         Ok(ValidatorSet {
             validators,
             table,
@@ -81,6 +84,7 @@ impl ValidatorSet {
             index,
             total_power,
             rotation,
+            hash,
         })
     }
 
@@ -199,15 +203,21 @@ impl ValidatorSet {
         usize::from(self.rotation[position as usize])
     }
 
-    /// A digest of the set (keys and powers, in order), for block headers.
+    /// A digest of the set (keys and powers, in order), for block headers;
+    /// computed once, when the set is built.
     pub fn hash(&self) -> Hash {
-        let mut bytes = Vec::with_capacity(self.validators.len() * 40);
-        for v in &self.validators {
-            bytes.extend_from_slice(&v.public_key.0);
-            bytes.extend_from_slice(&v.voting_power.to_le_bytes());
-        }
-        Hash::domain("cairn 2026-11 validator set v1", &bytes)
+        self.hash
     }
+}
+
+/// The digest of validators' keys and powers, in order.
+fn digest(validators: &[ValidatorInfo]) -> Hash {
+    let mut bytes = Vec::with_capacity(validators.len() * 40);
+    for v in validators {
+        bytes.extend_from_slice(&v.public_key.0);
+        bytes.extend_from_slice(&v.voting_power.to_le_bytes());
+    }
+    Hash::domain("cairn 2026-11 validator set v1", &bytes)
 }
 
 /// The weighted round-robin rotation (Tendermint's proposer priority
@@ -272,6 +282,17 @@ mod tests {
                 .collect(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn the_digest_names_keys_powers_and_order() {
+        assert_eq!(set(&[1, 2, 3]).hash(), set(&[1, 2, 3]).hash());
+        assert_ne!(set(&[1, 2, 3]).hash(), set(&[1, 2, 4]).hash());
+        assert_ne!(set(&[1, 2, 3]).hash(), set(&[1, 2]).hash());
+        let a = set(&[5, 5]);
+        let mut swapped = a.validators.clone();
+        swapped.swap(0, 1);
+        assert_ne!(a.hash(), ValidatorSet::new(swapped).unwrap().hash());
     }
 
     fn counts(set: &ValidatorSet, len: u64) -> Vec<u64> {
