@@ -328,7 +328,7 @@ fn check_events(bundle: &ProofBundle, trust: &Trust) -> Result<String, String> {
         ));
     }
     for (proof, event) in bundle.events.iter().zip(&bundle.record.events) {
-        event_proof(proof, event, trust)?;
+        event_proof(proof, &trust.header(&proof.header), event, trust)?;
     }
     Ok(format!(
         "{} event(s), each in a finalized block",
@@ -415,15 +415,15 @@ fn record_inclusion(bundle: &ProofBundle, commitment: Commitment) -> Result<Stri
         .map_err(|e| e.to_string())
 }
 
-/// Checks one event's proof: its transaction is in a block of the trusted
-/// chain, at the event's height and position, finalized by the validators.
-/// Returns the signers' names.
+/// Checks one event's proof, whose header `h` is read as one of the trusted
+/// chain: its transaction is in that block, at the event's height and
+/// position, finalized by the validators. Returns the signers' names.
 fn event_proof(
     proof: &EventProof,
+    h: &BlockHeader,
     event: &LifecycleEvent,
     trust: &Trust,
 ) -> Result<Vec<String>, String> {
-    let h = &trust.header(&proof.header);
     let failed = |why: &str| {
         format!(
             "the proof of the {} event at height {} does not verify: {why}",
@@ -461,6 +461,8 @@ pub struct TracedEvent {
     pub detail: String,
     /// Names of the validators that finalized its block.
     pub signers: Vec<String>,
+    /// The hash of the block its proof names, if the bundle has its proof.
+    pub block: Option<Hash>,
 }
 
 /// A regulator's view of one credential: its record as of a finalized
@@ -493,17 +495,18 @@ pub fn trace(commitment: Commitment, bundle: &ProofBundle, trust: &Trust, now: T
     let mut events = Vec::with_capacity(bundle.record.events.len());
     for (i, event) in bundle.record.events.iter().enumerate() {
         let proof = bundle.events.get(i);
-        let checked = match proof {
-            None => Err("no proof of this event in the bundle".to_owned()),
-            Some(p) => event_proof(p, event, trust),
+        let header = proof.map(|p| trust.header(&p.header));
+        let block = header.as_ref().map(BlockHeader::hash);
+        let checked = match (proof, &header) {
+            (Some(p), Some(h)) => event_proof(p, h, event, trust),
+            _ => Err("no proof of this event in the bundle".to_owned()),
         };
-        let (proven, detail, signers) = match (checked, proof) {
-            (Ok(signers), Some(p)) => (
+        let (proven, detail, signers) = match (checked, block) {
+            (Ok(signers), Some(block)) => (
                 true,
                 format!(
-                    "transaction {} is in block {} at height {}, finalized by {} validator(s)",
+                    "transaction {} is in block {block} at height {}, finalized by {} validator(s)",
                     event.tx,
-                    trust.header(&p.header).hash(),
                     event.height,
                     signers.len()
                 ),
@@ -518,6 +521,7 @@ pub fn trace(commitment: Commitment, bundle: &ProofBundle, trust: &Trust, now: T
             proven,
             detail,
             signers,
+            block,
         });
     }
     Trace {

@@ -110,6 +110,13 @@ fn four_validators_finalize_a_transaction_everywhere_and_serve_verifiable_bundle
     for e in events {
         assert_eq!(e["proof"]["included"], true, "{e}");
         assert_eq!(e["proof"]["finalized"], true, "{e}");
+        // The block its proof names is the block at the event's height.
+        let height = e["height"].as_u64().unwrap();
+        assert_eq!(
+            e["proof"]["block_hash"].as_str(),
+            net.block_hash(1, height).as_deref(),
+            "{e}"
+        );
     }
     // The metrics say the same.
     let metrics = agent_text(&format!("{}/metrics", net.api(0)));

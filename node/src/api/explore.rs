@@ -203,9 +203,10 @@ pub(super) async fn credential_trace(
         let events: Vec<Value> = t
             .events
             .iter()
-            .zip(&bundle.events)
-            .map(|(e, proof)| {
-                json!({
+            // Events the bundle carries a proof of.
+            .filter_map(|e| {
+                let block = e.block?;
+                Some(json!({
                     "event": e.event.kind,
                     "name": e.event.kind.name(),
                     "height": e.event.height,
@@ -214,13 +215,13 @@ pub(super) async fn credential_trace(
                     "transaction": e.event.tx,
                     "action": e.action,
                     "proof": {
-                        "block_hash": trust.header(&proof.header).hash(),
+                        "block_hash": block,
                         "included": e.proven,
                         "finalized": e.proven,
                         "signers": e.signers,
                         "detail": e.detail,
                     },
-                })
+                }))
             })
             .collect();
         Ok(json!({
