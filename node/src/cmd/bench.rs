@@ -296,11 +296,16 @@ fn serve(duration: Duration, clients: usize, credentials: usize) -> anyhow::Resu
         "querying bundles from {clients} clients for {} s …",
         duration.as_secs()
     );
-    let base = bench.sup.manifest().nodes[0].api();
+    let addr = format!("127.0.0.1:{}", bench.sup.manifest().nodes[0].api_port);
+    let node = bench.sup.pid(0).context("node 0 is not running")?;
     let stop = Arc::new(AtomicBool::new(false));
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let cpu_before = (
+        process_usage(node).map_or(0.0, |u| u.0),
+        process_usage(std::process::id()).map_or(0.0, |u| u.0),
+    );
     let began = Instant::now();
     let workers: Vec<_> = (0..clients)
         .map(|t| {
@@ -311,32 +316,32 @@ fn serve(duration: Duration, clients: usize, credentials: usize) -> anyhow::Resu
                 bytes.clone(),
             );
             let commitments = commitments.clone();
-            let base = base.clone();
+            let addr = addr.clone();
             std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(Duration::from_secs(10)))
-                    .build()
-                    .into();
+                let mut conn = None;
                 let mut mine = Vec::new();
                 let mut n = t;
                 while !stop.load(Ordering::Relaxed) {
                     let c = commitments[n % commitments.len()];
                     n = n.wrapping_mul(31).wrapping_add(7);
                     let at = Instant::now();
-                    let ok = agent
-                        .get(&format!("{base}/v1/credentials/{c}/bundle"))
-                        .header("Accept", "application/octet-stream")
-                        .call()
-                        .ok()
-                        .filter(|r| r.status() == 200)
-                        .and_then(|mut r| r.body_mut().read_to_vec().ok());
-                    match ok {
-                        Some(b) => {
-                            bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+                    let path = format!("/v1/credentials/{c}/bundle");
+                    let answer = match conn.take() {
+                        Some(open) => Ok(open),
+                        None => Connection::open(&addr),
+                    }
+                    .and_then(|mut open| open.get(&path).map(|r| (open, r)));
+                    match answer {
+                        Ok((open, (200, len))) => {
+                            conn = Some(open);
+                            bytes.fetch_add(len as u64, Ordering::Relaxed);
                             mine.push(at.elapsed().as_secs_f64() * 1000.0);
                         }
-                        None => {
+                        Ok((open, _)) => {
+                            conn = Some(open);
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => {
                             errors.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -354,6 +359,11 @@ fn serve(duration: Duration, clients: usize, credentials: usize) -> anyhow::Resu
         let _ = w.join();
     }
     let wall = began.elapsed().as_secs_f64();
+    let cpu = |pid: u32, before: f64| process_usage(pid).map_or(0.0, |u| (u.0 - before) / wall);
+    let (node_cpu, client_cpu) = (
+        cpu(node, cpu_before.0),
+        cpu(std::process::id(), cpu_before.1),
+    );
     let mut l = latencies
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -365,8 +375,15 @@ fn serve(duration: Duration, clients: usize, credentials: usize) -> anyhow::Resu
             .unwrap_or(0.0)
     };
     let n = l.len() as f64;
+    let per_query = |cores: f64| {
+        if n > 0.0 {
+            format!("{:.0} µs", cores * wall / n * 1e6)
+        } else {
+            "-".into()
+        }
+    };
     println!(
-        "| clients | queries/s | p50 / p99 | errors | mean bundle |\n|---|---|---|---|---|\n| {clients} | {} | {:.2} / {:.2} ms | {} | {} bytes |",
+        "| clients | queries/s | p50 / p99 | errors | mean bundle | node CPU (cores; per query) | clients' CPU (cores; per query) |\n|---|---|---|---|---|---|---|\n| {clients} | {} | {:.2} / {:.2} ms | {} | {} bytes | {node_cpu:.2}; {} | {client_cpu:.2}; {} |",
         thousands(n / wall),
         pct(50.0),
         pct(99.0),
@@ -375,10 +392,89 @@ fn serve(duration: Duration, clients: usize, credentials: usize) -> anyhow::Resu
             thousands(bytes.load(Ordering::Relaxed) as f64 / n)
         } else {
             "-".into()
-        }
+        },
+        per_query(node_cpu),
+        per_query(client_cpu),
     );
     std::io::stdout().flush().ok();
     Ok(())
+}
+
+/// One keep-alive HTTP/1.1 connection asking for binary bundles, one
+/// request at a time, each answer framed by its Content-Length. A
+/// general-purpose client spent as much CPU per query as the node spent
+/// answering it, on the same two cores; this one reads the status line and
+/// headers into reused buffers and nothing else.
+struct Connection {
+    stream: std::io::BufReader<std::net::TcpStream>,
+    line: String,
+    body: Vec<u8>,
+}
+
+impl Connection {
+    fn open(addr: &str) -> std::io::Result<Connection> {
+        let stream = std::net::TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(Connection {
+            stream: std::io::BufReader::new(stream),
+            line: String::new(),
+            body: Vec::new(),
+        })
+    }
+
+    /// GETs `path`: the status and the body's length. Any answer this
+    /// client cannot frame is an error, and the connection is dropped.
+    fn get(&mut self, path: &str) -> std::io::Result<(u16, usize)> {
+        use std::io::{BufRead, Read};
+        let bad =
+            |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+        write!(
+            self.stream.get_mut(),
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/octet-stream\r\n\r\n"
+        )?;
+        self.line.clear();
+        self.stream.read_line(&mut self.line)?;
+        let status: u16 = self
+            .line
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|r| r.get(..3))
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| bad("no HTTP/1.1 status line"))?;
+        let mut length = None;
+        let mut close = false;
+        loop {
+            self.line.clear();
+            if self.stream.read_line(&mut self.line)? == 0 {
+                return Err(bad("connection closed within the headers"));
+            }
+            let line = self.line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let Some((name, value)) = line.split_once(':') else {
+                return Err(bad("malformed header"));
+            };
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("content-length") {
+                length = Some(
+                    value
+                        .parse::<usize>()
+                        .map_err(|_| bad("bad Content-Length"))?,
+                );
+            } else if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("close")
+            {
+                close = true;
+            }
+        }
+        let length = length.ok_or_else(|| bad("no Content-Length"))?;
+        self.body.resize(length, 0);
+        self.stream.read_exact(&mut self.body)?;
+        if close {
+            return Err(bad("the server closed the connection"));
+        }
+        Ok((status, length))
+    }
 }
 
 /// The per-block work of a node as the state grows, one row per power of ten.
