@@ -191,10 +191,7 @@ impl<S: TreeReader + TreeWriter> AuthenticatedState<S> {
         key: &StateKey,
         version: Version,
     ) -> Result<(Option<Vec<u8>>, StateProof), AnchoringError> {
-        let tree = JellyfishMerkleTree::<_, StateHasher>::new(&self.store);
-        let key_hash = KeyHash(key.hash().0);
-        let (value, proof) = tree.get_with_proof(key_hash, version).map_err(storage)?;
-        Ok((value, StateProof::from_jmt(&proof, key_hash.0)?))
+        StateProof::build(&self.store, key.hash().0, version)
     }
 
     /// A read view of the state at `version`.

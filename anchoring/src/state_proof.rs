@@ -9,11 +9,15 @@
 //! hash to recompute); [`StateProof::from_jmt`] reduces it to the hashes,
 //! and [`StateProof::verify`] folds them up to the root exactly as jmt's
 //! verifier does, with half the bytes and half the hashing.
+//! [`StateProof::build`] makes the same proof by walking the tree itself,
+//! taking each sibling's hash from its parent instead of reading the
+//! sibling node from storage as jmt does.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_genesis::Hash;
-use jmt::SimpleHasher;
 use jmt::proof::SparseMerkleProof;
+use jmt::storage::{LeafNode, NibblePath, Node, NodeKey, TreeReader};
+use jmt::{KeyHash, OwnedValue, SimpleHasher, Version};
 
 use crate::state::StateHasher;
 use crate::{AnchoringError, StateKey};
@@ -106,6 +110,94 @@ fn common_prefix_bits(a: &[u8; 32], b: &[u8; 32]) -> usize {
         .unwrap_or(MAX_DEPTH)
 }
 
+/// Nibble `index` of a key hash, high half of byte 0 first (jmt's order).
+fn nibble_at(key_hash: &[u8; 32], index: usize) -> u8 {
+    let byte = key_hash[index / 2];
+    if index.is_multiple_of(2) {
+        byte >> 4
+    } else {
+        byte & 0x0f
+    }
+}
+
+/// A leaf's key hash and value hash (jmt keeps the value hash's getter to
+/// itself; its borsh layout is the two hashes).
+fn leaf_fields(leaf: &LeafNode) -> Result<([u8; 32], [u8; 32]), AnchoringError> {
+    let bytes = borsh::to_vec(leaf).map_err(|e| AnchoringError::Storage(e.to_string()))?;
+    let (key_hash, value_hash) = <([u8; 32], [u8; 32])>::try_from_slice(&bytes)
+        .map_err(|e| AnchoringError::Storage(format!("a state tree leaf: {e}")))?;
+    Ok((key_hash, value_hash))
+}
+
+/// An internal node's sixteen child slots: each child's hash and version,
+/// and which are leaves. Inside the node, the children are the leaves of a
+/// four-level binary tree, compressed as jmt compresses it: an empty range
+/// hashes to the placeholder, a range holding a single leaf to that leaf.
+#[derive(Default)]
+struct Children {
+    slots: [Option<([u8; 32], Version)>; 16],
+    exists: u16,
+    leaves: u16,
+}
+
+impl Children {
+    /// Puts a child in slot `nibble`.
+    fn set(&mut self, nibble: u8, hash: [u8; 32], version: Version, leaf: bool) {
+        self.slots[usize::from(nibble & 0x0f)] = Some((hash, version));
+        self.exists |= 1 << (nibble & 0x0f);
+        if leaf {
+            self.leaves |= 1 << (nibble & 0x0f);
+        }
+    }
+
+    /// Existence and leaf bits of the `width` slots from `start`.
+    fn range(&self, start: u8, width: u8) -> (u16, u16) {
+        let mask = (((1u32 << width) - 1) << start) as u16;
+        (self.exists & mask, self.leaves & mask)
+    }
+
+    /// Whether the range stands for a single child: one slot wide, or
+    /// holding one child that is a leaf.
+    fn single(width: u8, (exists, leaves): (u16, u16)) -> bool {
+        width == 1 || (exists.count_ones() == 1 && leaves != 0)
+    }
+
+    /// The hash of the `width` slots from `start`; `None` when empty.
+    fn hash(&self, start: u8, width: u8) -> Option<[u8; 32]> {
+        let range = self.range(start, width);
+        if range.0 == 0 {
+            return None;
+        }
+        if Self::single(width, range) {
+            return self.slots[range.0.trailing_zeros() as usize].map(|(hash, _)| hash);
+        }
+        let half = width / 2;
+        let left = self.hash(start, half).unwrap_or(PLACEHOLDER);
+        let right = self.hash(start + half, half).unwrap_or(PLACEHOLDER);
+        Some(internal_hash(&left, &right))
+    }
+
+    /// Goes down towards slot `nibble`, pushing the sibling of each of the
+    /// four levels onto `path`: the child the key's path continues at (its
+    /// slot and version), or `None` where the key's range is empty.
+    fn descend(&self, nibble: u8, path: &mut Vec<Option<[u8; 32]>>) -> Option<(u8, Version)> {
+        for height in (0..4).rev() {
+            let width = 1u8 << height;
+            let start = (0xff << height) & nibble;
+            path.push(self.hash(start ^ width, width));
+            let range = self.range(start, width);
+            if range.0 == 0 {
+                return None;
+            }
+            if Self::single(width, range) {
+                let slot = range.0.trailing_zeros() as u8;
+                return self.slots[usize::from(slot)].map(|(_, version)| (slot, version));
+            }
+        }
+        None
+    }
+}
+
 fn invalid(reason: impl Into<String>) -> AnchoringError {
     AnchoringError::StateProof {
         reason: reason.into(),
@@ -113,6 +205,114 @@ fn invalid(reason: impl Into<String>) -> AnchoringError {
 }
 
 impl StateProof {
+    /// The value of the key hashed to `key_hash` at `version`, with its
+    /// proof, read from the tree in `reader`. The same proof as
+    /// [`StateProof::from_jmt`] of jmt's `get_with_proof` (a property test
+    /// holds them equal), for about half the work: jmt reads each path
+    /// node's neighbour from storage to carry it whole in its proof, and
+    /// rehashes it, where the hash this proof needs is already in the path
+    /// node's list of children.
+    pub fn build<R: TreeReader>(
+        reader: &R,
+        key_hash: [u8; 32],
+        version: Version,
+    ) -> Result<(Option<OwnedValue>, StateProof), AnchoringError> {
+        let storage = |e: anyhow::Error| AnchoringError::Storage(e.to_string());
+        // Top-down; `None` is an empty subtree.
+        let mut path: Vec<Option<[u8; 32]>> = Vec::new();
+        let mut node_key = NodeKey::new(version, NibblePath::from_iter(std::iter::empty()));
+        for depth in 0..=MAX_DEPTH / 4 {
+            let node = reader.get_node_option(&node_key).map_err(storage)?;
+            let leaf = match node {
+                None if depth == 0 => {
+                    return Err(AnchoringError::Storage(format!(
+                        "no state tree root at version {version}"
+                    )));
+                }
+                None => {
+                    return Err(AnchoringError::Storage(format!(
+                        "the state tree node at depth {depth} of version {version} is missing"
+                    )));
+                }
+                Some(Node::Null) if depth == 0 => ProofLeaf::Empty,
+                Some(Node::Null) => {
+                    return Err(AnchoringError::Storage(format!(
+                        "an empty node below the root at depth {depth} of version {version}"
+                    )));
+                }
+                Some(Node::Leaf(leaf)) => {
+                    let (other, value_hash) = leaf_fields(&leaf)?;
+                    if other == key_hash {
+                        ProofLeaf::Key
+                    } else {
+                        ProofLeaf::Other {
+                            key_hash: Hash(other),
+                            value_hash: Hash(value_hash),
+                        }
+                    }
+                }
+                Some(Node::Internal(node)) => {
+                    let nibble = nibble_at(&key_hash, depth);
+                    let mut children = Children::default();
+                    for (slot, child) in node.children_unsorted() {
+                        children.set(u8::from(slot), child.hash, child.version, child.is_leaf());
+                    }
+                    match children.descend(nibble, &mut path) {
+                        Some((slot, version)) => {
+                            // The key's nibbles so far, then the child's
+                            // slot: the key's own, or a lone leaf's beside it.
+                            let nibbles = (0..depth)
+                                .map(|d| nibble_at(&key_hash, d))
+                                .chain([slot])
+                                .map(Into::into);
+                            node_key = NodeKey::new(version, nibbles.collect());
+                            continue;
+                        }
+                        None => ProofLeaf::Empty,
+                    }
+                }
+            };
+            let value = match leaf {
+                ProofLeaf::Key => Some(
+                    reader
+                        .get_value_option(version, KeyHash(key_hash))
+                        .map_err(storage)?
+                        .ok_or_else(|| {
+                            AnchoringError::Storage(format!(
+                                "the state tree has a leaf for {} but no value at version {version}",
+                                Hash(key_hash)
+                            ))
+                        })?,
+                ),
+                _ => None,
+            };
+            let depth = path.len();
+            if depth > MAX_DEPTH {
+                return Err(invalid(format!("{depth} levels, more than {MAX_DEPTH}")));
+            }
+            let mut empty = vec![0u8; depth.div_ceil(8)];
+            let mut siblings = Vec::with_capacity(depth);
+            for (level, sibling) in path.iter().rev().enumerate() {
+                match sibling {
+                    None => empty[level / 8] |= 1 << (level % 8),
+                    Some(h) => siblings.push(Hash(*h)),
+                }
+            }
+            return Ok((
+                value,
+                StateProof {
+                    leaf,
+                    depth: depth as u16,
+                    empty,
+                    siblings,
+                },
+            ));
+        }
+        Err(AnchoringError::Storage(format!(
+            "the state tree of version {version} is deeper than a key hash"
+        )))
+    }
+
     /// The compact form of jmt's proof for the key hashed to `key_hash`.
     pub fn from_jmt(
         proof: &SparseMerkleProof<StateHasher>,
@@ -315,6 +515,76 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Key hashes that share their first nibbles by the dozen, so that
+    /// paths run deep and lone leaves sit beside them.
+    fn clustered(prefix: u8, tail: u16) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        key[0] = prefix;
+        key[1] = prefix.rotate_left(3);
+        key[30..].copy_from_slice(&tail.to_be_bytes());
+        key
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Version after version, for keys present, absent, overwritten
+        /// and clustered, the proof built by walking the tree is jmt's
+        /// proof compacted, with the same value.
+        #[test]
+        fn built_proofs_are_jmts(
+            versions in proptest::collection::vec(
+                proptest::collection::vec((0u8..6, 0u16..48, any::<u8>()), 0..30),
+                1..5,
+            ),
+            probes in proptest::collection::vec((0u8..8, 0u16..64), 1..16),
+        ) {
+            let store = MemoryTreeStore::default();
+            let tree = JellyfishMerkleTree::<_, StateHasher>::new(&store);
+            for (version, set) in versions.iter().enumerate() {
+                let set: Vec<(KeyHash, Option<Vec<u8>>)> = set
+                    .iter()
+                    .map(|&(p, t, v)| (KeyHash(clustered(p, t)), Some(vec![v, p])))
+                    .collect();
+                let (_, batch) = tree.put_value_set(set, version as u64).unwrap();
+                jmt::storage::TreeWriter::write_node_batch(&store, &batch.node_batch).unwrap();
+            }
+            for version in 0..versions.len() as u64 {
+                for &(p, t) in &probes {
+                    let k = clustered(p, t);
+                    let (value, jmt_proof) = tree.get_with_proof(KeyHash(k), version).unwrap();
+                    let expected = StateProof::from_jmt(&jmt_proof, k).unwrap();
+                    let (built_value, built) = StateProof::build(&store, k, version).unwrap();
+                    prop_assert_eq!(&built_value, &value);
+                    prop_assert_eq!(&built, &expected);
+                    let root = Hash(tree.get_root_hash(version).unwrap().0);
+                    prop_assert!(built.verify_hashed(root, k, value.as_deref()).is_ok());
+                }
+            }
+            // A version never written has no root to prove against.
+            let missing = StateProof::build(&store, clustered(0, 0), versions.len() as u64 + 1);
+            prop_assert!(matches!(missing, Err(AnchoringError::Storage(_))));
+        }
+    }
+
+    #[test]
+    fn an_empty_tree_proves_every_key_absent() {
+        let store = MemoryTreeStore::default();
+        let tree = JellyfishMerkleTree::<_, StateHasher>::new(&store);
+        let (root, batch) = tree.put_value_sets([std::iter::empty()], 0).unwrap();
+        jmt::storage::TreeWriter::write_node_batch(&store, &batch.node_batch).unwrap();
+        let (value, proof) = StateProof::build(&store, key(7), 0).unwrap();
+        assert_eq!(value, None);
+        assert_eq!(proof.leaf, ProofLeaf::Empty);
+        assert_eq!(proof.depth, 0);
+        assert!(proof.verify_hashed(Hash(root[0].0), key(7), None).is_ok());
+        assert!(
+            proof
+                .verify_hashed(Hash(root[0].0), key(7), Some(b"x"))
+                .is_err()
+        );
     }
 
     #[test]
