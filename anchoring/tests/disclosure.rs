@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use borsh::BorshDeserialize;
 use cairn_anchoring::{
@@ -70,7 +69,7 @@ fn vector_documents() -> Vec<(String, CredentialDocument)> {
 }
 
 fn vectors_path() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/commitments.json")
+    manifest_dir().join("tests/vectors/commitments.json")
 }
 
 fn compute(description: String, document: CredentialDocument) -> Vector {
@@ -212,4 +211,12 @@ proptest! {
             }
         }
     }
+}
+
+/// This package's folder, from the test's environment (cargo and nextest
+/// set it): a test binary reused by another checkout of the same sources
+/// reads that checkout's files, not the ones it was built from.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), Into::into)
 }
