@@ -50,7 +50,7 @@ pub use presentation::{
 };
 pub use record::{
     CredentialRecord, EventKind, LifecycleEvent, MAX_EVENTS_PER_CREDENTIAL, STATE_KEY_DOMAIN,
-    StateKey, Status, TxReceipt,
+    STATE_KEY_LAYOUT, StateKey, Status, TxReceipt,
 };
 pub use state::{
     AuthenticatedState, MemoryTreeStore, NodeBatch, ProofLeaf, STATE_TREE_DOMAIN, StateAt,

@@ -8,7 +8,11 @@ use serde::{Deserialize, Serialize};
 use crate::{Commitment, RevocationReason};
 
 /// Domain of the keys of the authenticated state.
-pub const STATE_KEY_DOMAIN: &str = "cairn 2026-11 state key v1";
+pub const STATE_KEY_DOMAIN: &str = "cairn 2026-12 state key v2";
+
+/// Version of the state's key layout ([`StateKey::hash`]); a data folder
+/// written under another layout holds a different tree.
+pub const STATE_KEY_LAYOUT: u32 = 2;
 
 /// Where a value lives in the state.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
@@ -24,9 +28,21 @@ pub enum StateKey {
 }
 
 impl StateKey {
-    /// The 32-byte key the state tree uses.
+    /// The 32-byte key the state tree uses: the key's domain hash, with its
+    /// first nibble set apart by kind. The catalog (issuers and credential
+    /// types) takes first nibble 0, everything else 8 to 15, so the
+    /// catalog is one subtree under the root, beside the credentials and
+    /// transactions whatever their number: an issuer's or a type's proof,
+    /// carried in every bundle, is a hash and three empty bits at the root
+    /// and then only as deep as the catalog, where it would otherwise grow
+    /// with every credential anchored.
     pub fn hash(&self) -> Hash {
-        Hash::domain(STATE_KEY_DOMAIN, &borsh::to_vec(self).unwrap_or_default())
+        let mut hash = Hash::domain(STATE_KEY_DOMAIN, &borsh::to_vec(self).unwrap_or_default());
+        match self {
+            StateKey::Issuer(_) | StateKey::CredentialType(_) => hash.0[0] &= 0x0f,
+            StateKey::Credential(_) | StateKey::Transaction(_) => hash.0[0] |= 0x80,
+        }
+        hash
     }
 }
 

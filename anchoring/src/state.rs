@@ -244,7 +244,45 @@ impl<S: TreeReader> StateView for StateAt<'_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Commitment;
     use proptest::prelude::*;
+
+    /// The catalog is one subtree under the root: an issuer's or a type's
+    /// proof is as deep beside 3 000 credentials as beside ten, while a
+    /// credential's proof deepens with their number.
+    #[test]
+    fn catalog_proofs_do_not_grow_with_the_credentials() {
+        let catalog: Vec<StateKey> = (0..40)
+            .map(|i| StateKey::Issuer(format!("issuer-{i}")))
+            .chain((0..8).map(|i| StateKey::CredentialType(format!("type-{i}"))))
+            .collect();
+        let credential =
+            |n: u32| StateKey::Credential(Commitment(Hash::domain("test", &n.to_be_bytes())));
+        for key in &catalog {
+            assert_eq!(key.hash().0[0] >> 4, 0, "{key:?}");
+        }
+        for key in [credential(1), StateKey::Transaction(Hash([0; 32]))] {
+            assert!(key.hash().0[0] >> 4 >= 8, "{key:?}");
+        }
+        let mut state = AuthenticatedState::new(MemoryTreeStore::default(), None);
+        let mut first: BTreeMap<StateKey, Vec<u8>> =
+            catalog.iter().map(|k| (k.clone(), vec![1])).collect();
+        first.extend((0..10).map(|n| (credential(n), vec![2])));
+        state.commit(0, &first).unwrap();
+        let more: BTreeMap<StateKey, Vec<u8>> =
+            (10..3_000).map(|n| (credential(n), vec![3])).collect();
+        state.commit(1, &more).unwrap();
+        let depth = |key: &StateKey, version| {
+            let (value, proof) = state.prove(key, version).unwrap();
+            assert!(value.is_some());
+            proof.depth
+        };
+        for key in &catalog {
+            assert_eq!(depth(key, 0), depth(key, 1), "{key:?}");
+        }
+        let (few, many) = (depth(&credential(3), 0), depth(&credential(3), 1));
+        assert!(many > few + 4, "{few} levels beside 10 credentials, {many} beside 3 000");
+    }
 
     /// Key hashes drawn from a few first bytes, so that keys share long
     /// prefixes and inserts split existing leaves deep in the tree.

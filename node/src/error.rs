@@ -28,6 +28,17 @@ pub enum NodeError {
         /// The one recorded in the data folder.
         found: Hash,
     },
+    /// The data folder's state tree is keyed by another layout than this
+    /// build's (`cairn_anchoring::STATE_KEY_LAYOUT`).
+    #[error(
+        "the data folder's state is keyed by layout {found}, this node reads layout {expected}; move the data folder aside and let the node sync the chain from its peers"
+    )]
+    StateLayout {
+        /// This build's layout.
+        expected: u32,
+        /// The data folder's (1 when it records none: written before layouts were recorded).
+        found: u32,
+    },
     /// A file could not be read or written.
     #[error("{path}: {message}")]
     Io {

@@ -27,7 +27,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use cairn_anchoring::Block;
+use cairn_anchoring::{Block, STATE_KEY_LAYOUT};
 use cairn_consensus::{CommitCertificate, Evidence};
 use cairn_genesis::Hash;
 use jmt::storage::NodeBatch;
@@ -66,6 +66,7 @@ const FAMILIES: [&str; 10] = [
 
 const GENESIS_KEY: &[u8] = b"genesis";
 const HEIGHT_KEY: &[u8] = b"committed_height";
+const LAYOUT_KEY: &[u8] = b"state_key_layout";
 
 /// The data folder.
 #[derive(Clone)]
@@ -154,11 +155,22 @@ impl Store {
                         found,
                     });
                 }
+                let layout = match store.get(META, LAYOUT_KEY)? {
+                    Some(bytes) => decode("state key layout", &bytes)?,
+                    None => 1,
+                };
+                if layout != STATE_KEY_LAYOUT {
+                    return Err(NodeError::StateLayout {
+                        expected: STATE_KEY_LAYOUT,
+                        found: layout,
+                    });
+                }
             }
             None => {
                 let mut batch = WriteBatch::default();
                 batch.put_cf(store.cf(META)?, GENESIS_KEY, encode(&genesis));
                 batch.put_cf(store.cf(META)?, HEIGHT_KEY, 0u64.to_be_bytes());
+                batch.put_cf(store.cf(META)?, LAYOUT_KEY, encode(&STATE_KEY_LAYOUT));
                 store.db.write_opt(batch, &synced())?;
             }
         }
@@ -374,5 +386,33 @@ impl Store {
             out.push(decode("evidence", &value)?);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test code: a panic is the failure report
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_folder_of_another_key_layout_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = Hash([3; 32]);
+        let store = Store::open(dir.path(), chain).unwrap();
+        let meta = store.cf(META).unwrap();
+        // Written before layouts were recorded: no layout at all.
+        store.db.delete_cf(meta, LAYOUT_KEY).unwrap();
+        drop(store);
+        match Store::open(dir.path(), chain) {
+            Err(NodeError::StateLayout { expected, found }) => {
+                assert_eq!((expected, found), (STATE_KEY_LAYOUT, 1))
+            }
+            Err(other) => panic!("expected StateLayout, got {other}"),
+            Ok(_) => panic!("a folder of layout 1 was opened"),
+        }
+        // A folder of this layout opens, again and again.
+        let fresh = tempfile::tempdir().unwrap();
+        drop(Store::open(fresh.path(), chain).unwrap());
+        assert!(Store::open(fresh.path(), chain).is_ok());
     }
 }
