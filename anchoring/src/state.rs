@@ -281,7 +281,10 @@ mod tests {
             assert_eq!(depth(key, 0), depth(key, 1), "{key:?}");
         }
         let (few, many) = (depth(&credential(3), 0), depth(&credential(3), 1));
-        assert!(many > few + 4, "{few} levels beside 10 credentials, {many} beside 3 000");
+        assert!(
+            many > few + 4,
+            "{few} levels beside 10 credentials, {many} beside 3 000"
+        );
     }
 
     /// Key hashes drawn from a few first bytes, so that keys share long

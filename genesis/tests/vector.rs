@@ -11,9 +11,7 @@ use std::path::Path;
 use cairn_genesis::{GenesisDocument, Hash};
 
 fn vector_path(name: &str) -> std::path::PathBuf {
-    manifest_dir()
-        .join("tests/vectors")
-        .join(name)
+    manifest_dir().join("tests/vectors").join(name)
 }
 
 fn committed_hash() -> Hash {

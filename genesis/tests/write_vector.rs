@@ -5,7 +5,6 @@
 
 mod common;
 
-
 #[test]
 fn write_vector_when_asked() {
     let doc = common::sample();

@@ -59,9 +59,7 @@ fn credit(body: &str) -> String {
 }
 
 fn vector(name: &str) -> PathBuf {
-    manifest_dir()
-        .join("../genesis/tests/vectors")
-        .join(name)
+    manifest_dir().join("../genesis/tests/vectors").join(name)
 }
 
 #[test]
