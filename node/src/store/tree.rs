@@ -21,6 +21,30 @@ fn value_key(key_hash: &KeyHash, version: Version) -> [u8; 40] {
     key
 }
 
+/// A tree node's key in RocksDB: the version big-endian, so that a block's
+/// nodes sort after every earlier block's and RocksDB's new files never
+/// overlap its old ones (compaction moves them down instead of merging
+/// them in), then the path's length in nibbles and the nibbles, two to a
+/// byte. Part of the data folder's key layout (`STATE_KEY_LAYOUT`).
+fn node_key(key: &NodeKey) -> Vec<u8> {
+    let path = key.nibble_path();
+    let nibbles = path.num_nibbles();
+    let mut out = Vec::with_capacity(9 + nibbles.div_ceil(2));
+    out.extend_from_slice(&key.version().to_be_bytes());
+    // At most 64 nibbles in a 32-byte key hash.
+    out.push(nibbles as u8);
+    for i in (0..nibbles).step_by(2) {
+        let high = u8::from(path.get_nibble(i));
+        let low = if i + 1 < nibbles {
+            u8::from(path.get_nibble(i + 1))
+        } else {
+            0
+        };
+        out.push(high << 4 | low);
+    }
+    out
+}
+
 /// Adds a jmt node batch to a RocksDB write batch.
 pub(crate) fn add_to_batch(
     store: &Store,
@@ -30,7 +54,7 @@ pub(crate) fn add_to_batch(
     let node_cf = store.cf(TREE_NODES)?;
     let value_cf = store.cf(TREE_VALUES)?;
     for (key, node) in nodes.nodes() {
-        batch.put_cf(node_cf, encode(key), encode(node));
+        batch.put_cf(node_cf, node_key(key), encode(node));
     }
     for ((version, key_hash), value) in nodes.values() {
         batch.put_cf(value_cf, value_key(key_hash, *version), encode(value));
@@ -49,9 +73,9 @@ fn to_anyhow(e: NodeError) -> anyhow::Error {
 }
 
 impl TreeReader for RocksTree {
-    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+    fn get_node_option(&self, key: &NodeKey) -> anyhow::Result<Option<Node>> {
         self.store
-            .get(TREE_NODES, &encode(node_key))
+            .get(TREE_NODES, &node_key(key))
             .and_then(|v| v.map(|b| decode("state tree node", &b)).transpose())
             .map_err(to_anyhow)
     }
@@ -96,5 +120,43 @@ impl TreeWriter for RocksTree {
             .db()
             .write_opt(batch, &synced())
             .map_err(|e| anyhow::anyhow!(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jmt::storage::NibblePath;
+
+    fn key(version: Version, nibbles: &[u8]) -> NodeKey {
+        let path: NibblePath = nibbles.iter().map(|&n| n.into()).collect();
+        NodeKey::new(version, path)
+    }
+
+    /// Every (version, path) has its own key, and keys sort by version
+    /// first: a later block's nodes after all of an earlier block's.
+    #[test]
+    fn node_keys_are_distinct_and_sort_by_version() {
+        let paths: [&[u8]; 6] = [&[], &[1], &[1, 0], &[0, 1], &[15, 15, 3], &[0; 64]];
+        let versions = [0, 1, 255, 256, 65_536, u64::MAX];
+        let mut keys = Vec::new();
+        for &v in &versions {
+            for p in paths {
+                keys.push((v, node_key(&key(v, p))));
+            }
+        }
+        let distinct: std::collections::BTreeSet<&Vec<u8>> = keys.iter().map(|(_, k)| k).collect();
+        assert_eq!(distinct.len(), keys.len());
+        for (v1, k1) in &keys {
+            for (v2, k2) in &keys {
+                if v1 < v2 {
+                    assert!(k1 < k2, "version {v1} sorts after {v2}");
+                }
+            }
+        }
+        assert_eq!(
+            node_key(&key(256, &[15, 15, 3])),
+            [0, 0, 0, 0, 0, 0, 1, 0, 3, 0xff, 0x30]
+        );
     }
 }
