@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use cairn_anchoring::{
     Action, AnchoringError, AuthenticatedState, Block, BlockContext, BlockHeader, BlockOutcome,
     Commitment, CredentialRecord, EventProof, ProofBundle, SignedTransaction, StateKey, StateProof,
-    apply_block, genesis_state, transactions_root,
+    StateView, apply_block, genesis_state, transactions_root,
 };
 use cairn_consensus::{CommitCertificate, CompactCertificate, ValidatorSet, ValueId};
 use cairn_genesis::{GenesisDocument, Hash, PublicKey, Timestamp};
@@ -71,6 +71,45 @@ pub struct Chain {
     last_certificate: Option<CompactCertificate>,
     /// Issuer and credential type proofs at one height, for bundles.
     catalog_proofs: Mutex<CatalogProofs>,
+    /// Issuer and credential type entries at one height: admission checks
+    /// each transaction alone, and every one reads its issuer and type.
+    catalog: Mutex<Catalog>,
+}
+
+/// A height and the catalog entries read at it.
+type Catalog = (u64, HashMap<StateKey, Option<Vec<u8>>>);
+
+/// The committed state at the chain's height, its catalog entries read
+/// through [`Chain`]'s cache.
+struct Committed<'a> {
+    chain: &'a Chain,
+}
+
+impl StateView for Committed<'_> {
+    fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
+        let chain = self.chain;
+        let height = chain.height;
+        if !matches!(key, StateKey::Issuer(_) | StateKey::CredentialType(_)) {
+            return chain.state.at(height).get(key);
+        }
+        {
+            let cache = lock(&chain.catalog);
+            if cache.0 == height
+                && let Some(found) = cache.1.get(key)
+            {
+                return Ok(found.clone());
+            }
+        }
+        let found = chain.state.at(height).get(key)?;
+        let mut cache = lock(&chain.catalog);
+        if cache.0 != height {
+            *cache = (height, HashMap::new());
+        }
+        if cache.1.len() < MAX_CATALOG_PROOFS {
+            cache.1.insert(key.clone(), found.clone());
+        }
+        Ok(found)
+    }
 }
 
 /// A height and the catalog entries proven at it.
@@ -118,6 +157,7 @@ impl Chain {
             last_header,
             last_certificate: None,
             catalog_proofs: Mutex::new((0, HashMap::new())),
+            catalog: Mutex::new((0, HashMap::new())),
         };
         if height > 0 {
             let certificate = chain.store.certificate(height)?.ok_or(NodeError::Corrupt {
@@ -194,7 +234,7 @@ impl Chain {
         time: Timestamp,
     ) -> Result<(), AnchoringError> {
         let ctx = self.context(self.height + 1, time);
-        let outcome = apply_block(&self.state.at(self.height), &ctx, std::slice::from_ref(tx))?;
+        let outcome = apply_block(&self.committed(), &ctx, std::slice::from_ref(tx))?;
         match outcome.results.into_iter().next() {
             Some(Err(refusal)) => Err(refusal),
             _ => Ok(()),
@@ -214,7 +254,7 @@ impl Chain {
         let height = self.height + 1;
         let time = Timestamp(now.0.max(self.min_next_time().0));
         let ctx = self.context(height, time);
-        let view = self.state.at(self.height);
+        let view = self.committed();
         let outcome = apply_block(&view, &ctx, &candidates)?;
         let mut refused = Vec::new();
         let (txs, outcome) = if outcome.results.iter().all(Result::is_ok) {
@@ -336,7 +376,7 @@ impl Chain {
             return invalid(e.to_string());
         }
         let outcome = apply_block(
-            &self.state.at(self.height),
+            &self.committed(),
             &self.context(height, header.time),
             &block.transactions,
         )?;
@@ -453,6 +493,11 @@ impl Chain {
             cache.1.insert(key, found.clone());
         }
         Ok(found)
+    }
+
+    /// The committed state, catalog entries cached per height.
+    fn committed(&self) -> Committed<'_> {
+        Committed { chain: self }
     }
 
     /// A stored certificate reduced to a quorum, as bundles carry it.
