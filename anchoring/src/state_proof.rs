@@ -251,6 +251,11 @@ impl StateProof {
                         }
                     }
                 }
+                Some(Node::Internal(_)) if depth == MAX_DEPTH / 4 => {
+                    return Err(AnchoringError::Storage(format!(
+                        "an internal node below the last nibble of a key hash, in version {version}"
+                    )));
+                }
                 Some(Node::Internal(node)) => {
                     let nibble = nibble_at(&key_hash, depth);
                     let mut children = Children::default();
