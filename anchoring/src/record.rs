@@ -10,7 +10,9 @@ use crate::{Commitment, RevocationReason};
 /// Domain of the keys of the authenticated state.
 pub const STATE_KEY_DOMAIN: &str = "cairn 2026-12 state key v2";
 
-/// Version of the state's key layout ([`StateKey::hash`]); a data folder
+/// Version of the state's key layout: where [`StateKey::hash`] puts each
+/// kind of key (and, in the node's store, how tree nodes are keyed). Layout
+/// 1 hashed every key alike; 2 sets the catalog apart. A data folder
 /// written under another layout holds a different tree.
 pub const STATE_KEY_LAYOUT: u32 = 2;
 

@@ -3,10 +3,10 @@
 //!
 //! | column family | key | value |
 //! |---|---|---|
-//! | `meta` | name | the genesis hash, the committed height |
+//! | `meta` | name | the genesis hash, the committed height, the state key layout |
 //! | `blocks` | height (8 bytes, big-endian) | `Block` (borsh) |
 //! | `certificates` | height | `CommitCertificate` |
-//! | `tree_nodes` | jmt `NodeKey` (borsh) | jmt `Node` (borsh) |
+//! | `tree_nodes` | version (big-endian) ‖ path length ‖ path nibbles, two to a byte | jmt `Node` (borsh) |
 //! | `tree_values` | key hash ‖ version (big-endian) | `Option<value>` (borsh) |
 //! | `tx_index` | transaction id | height ‖ index in the block |
 //! | `wal` | sequence number | `WalEntry` (borsh) |
@@ -19,6 +19,11 @@
 //! batch ([`Store::commit_block`]): after a crash the node holds all of it
 //! or none of it, and application state never runs ahead of the committed
 //! height.
+//!
+//! The meta family records the layout of the state's keys
+//! (`cairn_anchoring::STATE_KEY_LAYOUT`: where `StateKey::hash` puts each
+//! kind of key, and how tree nodes are keyed); [`Store::open`] refuses a
+//! folder of another layout with [`NodeError::StateLayout`].
 
 mod tree;
 mod wal;
