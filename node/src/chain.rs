@@ -147,6 +147,22 @@ impl Chain {
                     .header,
             ),
         };
+        if let Some(header) = &last_header {
+            // The tree the folder holds is the one its blocks were built on.
+            let root = state.root(height).map_err(|e| NodeError::Corrupt {
+                what: "state tree",
+                reason: format!("no state root at committed height {height}: {e}"),
+            })?;
+            if root != header.state_root {
+                return Err(NodeError::Corrupt {
+                    what: "state tree",
+                    reason: format!(
+                        "the state root at height {height} is {root}, the block's header says {}",
+                        header.state_root
+                    ),
+                });
+            }
+        }
         let mut chain = Chain {
             genesis,
             chain,

@@ -187,3 +187,55 @@ fn a_restarted_engine_replays_its_log_from_the_data_folder() {
         "{effects:?}"
     );
 }
+
+/// A genesis of four demo validators, for a `Chain` over a store.
+fn demo_genesis() -> cairn_genesis::GenesisDocument {
+    let seats: Vec<cairn_devnet::DemoSeat> = cairn_devnet::demo_agencies(4)
+        .unwrap()
+        .into_iter()
+        .enumerate()
+        .map(|(i, agency)| cairn_devnet::DemoSeat {
+            agency,
+            validator_key: cairn_genesis::KeyPair::generate().public_key(),
+            police_issuer_key: cairn_genesis::KeyPair::generate().public_key(),
+            market_issuer_key: cairn_genesis::KeyPair::generate().public_key(),
+            p2p_port: 20_000 + i as u16,
+        })
+        .collect();
+    cairn_devnet::demo_genesis("cairn-store-test", Timestamp(1_000), &seats).unwrap()
+}
+
+/// A data folder whose state tree is not the one its blocks name (another
+/// layout's, or damaged) is refused when the chain opens, by name; one
+/// whose tree matches gets past that check.
+#[test]
+fn a_state_tree_other_than_the_blocks_is_refused() {
+    let genesis = demo_genesis();
+    for honest in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), genesis.hash()).unwrap();
+        drop(cairn_node::chain::Chain::open(store.clone(), genesis.clone()).unwrap());
+        let state = AuthenticatedState::new(store.tree(), Some(0));
+        let (root, nodes) = state.prepare(1, &BTreeMap::new()).unwrap();
+        let mut block_header = header(1, if honest { root } else { Hash([9; 32]) });
+        block_header.chain = genesis.hash();
+        let block = Block {
+            header: block_header,
+            transactions: vec![],
+        };
+        store.commit_block(&block, &certificate(1), &nodes).unwrap();
+        let err = match cairn_node::chain::Chain::open(store.clone(), genesis.clone()) {
+            Err(e) => e,
+            Ok(_) => panic!("a certificate without signatures was accepted"),
+        };
+        match (honest, err) {
+            (false, NodeError::Corrupt { what, reason }) => {
+                assert_eq!(what, "state tree");
+                assert!(reason.contains("the block's header says"), "{reason}");
+            }
+            // Past the tree: the next check refuses the unsigned certificate.
+            (true, NodeError::Corrupt { what, .. }) => assert_eq!(what, "commit certificate"),
+            (_, other) => panic!("unexpected refusal: {other}"),
+        }
+    }
+}

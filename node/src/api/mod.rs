@@ -171,7 +171,10 @@ async fn blocking<T: Send + 'static>(
 /// microseconds of memtable and block-cache reads, less than handing it to
 /// another thread costs), on this worker when no commit holds the chain's
 /// lock, and on the blocking pool when one does, so that a worker never
-/// waits for a block to be written.
+/// waits for a block to be written. A read that misses RocksDB's caches
+/// and the page cache reads the disk on the worker: a bundle is at most a
+/// few dozen point reads, milliseconds on a cold disk, well inside
+/// consensus timeouts.
 async fn read_chain<T: Send + 'static>(
     shared: &Arc<Shared>,
     f: impl FnOnce(&Chain) -> Result<T, NodeError> + Send + 'static,

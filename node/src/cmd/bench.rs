@@ -326,23 +326,25 @@ fn serve(duration: Duration, clients: usize, credentials: usize) -> anyhow::Resu
                     n = n.wrapping_mul(31).wrapping_add(7);
                     let at = Instant::now();
                     let path = format!("/v1/credentials/{c}/bundle");
-                    let answer = match conn.take() {
-                        Some(open) => Ok(open),
-                        None => Connection::open(&addr),
+                    let reused = conn.is_some();
+                    let mut answer = Connection::query(&mut conn, &addr, &path);
+                    if reused && answer.is_err() {
+                        // A kept-alive connection the node has closed
+                        // meanwhile: once more, on a new one.
+                        answer = Connection::query(&mut conn, &addr, &path);
                     }
-                    .and_then(|mut open| open.get(&path).map(|r| (open, r)));
                     match answer {
-                        Ok((open, (200, len))) => {
-                            conn = Some(open);
+                        Ok((200, len)) => {
                             bytes.fetch_add(len as u64, Ordering::Relaxed);
                             mine.push(at.elapsed().as_secs_f64() * 1000.0);
                         }
-                        Ok((open, _)) => {
-                            conn = Some(open);
+                        Ok(_) => {
                             errors.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(_) => {
                             errors.fetch_add(1, Ordering::Relaxed);
+                            // Not a busy loop of refused connections.
+                            std::thread::sleep(Duration::from_millis(10));
                         }
                     }
                 }
@@ -407,6 +409,7 @@ fn serve(duration: Duration, clients: usize, credentials: usize) -> anyhow::Resu
 /// headers into reused buffers and nothing else.
 struct Connection {
     stream: std::io::BufReader<std::net::TcpStream>,
+    request: Vec<u8>,
     line: String,
     body: Vec<u8>,
 }
@@ -418,21 +421,46 @@ impl Connection {
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         Ok(Connection {
             stream: std::io::BufReader::new(stream),
+            request: Vec::new(),
             line: String::new(),
             body: Vec::new(),
         })
     }
 
-    /// GETs `path`: the status and the body's length. Any answer this
-    /// client cannot frame is an error, and the connection is dropped.
-    fn get(&mut self, path: &str) -> std::io::Result<(u16, usize)> {
+    /// GETs `path` on the connection in `slot`, opened first if there is
+    /// none: the status and the body's length. The connection goes back in
+    /// the slot unless the node said it closes it or the answer could not
+    /// be framed.
+    fn query(
+        slot: &mut Option<Connection>,
+        addr: &str,
+        path: &str,
+    ) -> std::io::Result<(u16, usize)> {
+        let mut conn = match slot.take() {
+            Some(conn) => conn,
+            None => Connection::open(addr)?,
+        };
+        let (status, length, keep) = conn.get(path)?;
+        if keep {
+            *slot = Some(conn);
+        }
+        Ok((status, length))
+    }
+
+    /// GETs `path`: the status, the body's length and whether the
+    /// connection stays open. Any answer this client cannot frame is an
+    /// error.
+    fn get(&mut self, path: &str) -> std::io::Result<(u16, usize, bool)> {
         use std::io::{BufRead, Read};
         let bad =
             |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+        self.request.clear();
         write!(
-            self.stream.get_mut(),
+            self.request,
             "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/octet-stream\r\n\r\n"
         )?;
+        // One write, one segment.
+        self.stream.get_mut().write_all(&self.request)?;
         self.line.clear();
         self.stream.read_line(&mut self.line)?;
         let status: u16 = self
@@ -442,7 +470,7 @@ impl Connection {
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| bad("no HTTP/1.1 status line"))?;
         let mut length = None;
-        let mut close = false;
+        let mut keep = true;
         loop {
             self.line.clear();
             if self.stream.read_line(&mut self.line)? == 0 {
@@ -464,16 +492,13 @@ impl Connection {
                 );
             } else if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("close")
             {
-                close = true;
+                keep = false;
             }
         }
         let length = length.ok_or_else(|| bad("no Content-Length"))?;
         self.body.resize(length, 0);
         self.stream.read_exact(&mut self.body)?;
-        if close {
-            return Err(bad("the server closed the connection"));
-        }
-        Ok((status, length))
+        Ok((status, length, keep))
     }
 }
 
