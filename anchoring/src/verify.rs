@@ -11,7 +11,9 @@
 //! was anchored by an accredited issuer; the bundle shows the issuer's and
 //! the type's entries as of the bundle's height.
 
-use cairn_consensus::{CompactCertificate, ConsensusError, Height, ValidatorSet, VerifiedCommit};
+use cairn_consensus::{
+    CompactCertificate, ConsensusError, Height, ValidatorSet, ValueId, VerifiedCommit,
+};
 use cairn_genesis::{GenesisDocument, Hash, Timestamp};
 use serde::Serialize;
 
@@ -328,7 +330,8 @@ fn check_events(bundle: &ProofBundle, trust: &Trust) -> Result<String, String> {
         ));
     }
     for (proof, event) in bundle.events.iter().zip(&bundle.record.events) {
-        event_proof(proof, &trust.header(&proof.header), event, trust)?;
+        let header = trust.header(&proof.header);
+        event_proof(proof, &header, header.hash(), event, trust)?;
     }
     Ok(format!(
         "{} event(s), each in a finalized block",
@@ -343,7 +346,7 @@ fn check_events(bundle: &ProofBundle, trust: &Trust) -> Result<String, String> {
 fn finality(bundle: &ProofBundle, trust: &Trust) -> Result<(String, Vec<String>), String> {
     let header = trust.header(&bundle.header);
     let cert = &bundle.certificate;
-    let verified = certified(&header, cert, trust).map_err(|e| {
+    let verified = certified(&header, header.hash(), cert, trust).map_err(|e| {
         format!(
             "commit certificate refused: {e} (the header was read as one of the trusted \
              chain {}: a bundle of another chain, or altered, fails here)",
@@ -374,6 +377,7 @@ fn finality(bundle: &ProofBundle, trust: &Trust) -> Result<(String, Vec<String>)
 /// certificate of any other block does not verify.
 fn certified(
     header: &BlockHeader,
+    block: Hash,
     certificate: &CompactCertificate,
     trust: &Trust,
 ) -> Result<VerifiedCommit, ConsensusError> {
@@ -381,7 +385,7 @@ fn certified(
         .expand(
             header.chain,
             Height(header.height),
-            header.value_id(),
+            ValueId(block),
             &trust.validators,
         )?
         .verify(trust.chain, &trust.validators)
@@ -415,12 +419,13 @@ fn record_inclusion(bundle: &ProofBundle, commitment: Commitment) -> Result<Stri
         .map_err(|e| e.to_string())
 }
 
-/// Checks one event's proof, whose header `h` is read as one of the trusted
-/// chain: its transaction is in that block, at the event's height and
+/// Checks one event's proof, whose header `h` (hashing to `block`) is read
+/// as one of the trusted chain: its transaction is in that block, at the event's height and
 /// position, finalized by the validators. Returns the signers' names.
 fn event_proof(
     proof: &EventProof,
     h: &BlockHeader,
+    block: Hash,
     event: &LifecycleEvent,
     trust: &Trust,
 ) -> Result<Vec<String>, String> {
@@ -434,7 +439,8 @@ fn event_proof(
     if h.height != event.height {
         return Err(failed("its block is of another height"));
     }
-    let verified = certified(h, &proof.certificate, trust).map_err(|e| failed(&e.to_string()))?;
+    let verified =
+        certified(h, block, &proof.certificate, trust).map_err(|e| failed(&e.to_string()))?;
     if !proof.inclusion.verify(h)
         || proof.inclusion.transaction.id() != event.tx
         || u64::from(event.tx_index) != proof.inclusion.proof.index
@@ -497,8 +503,8 @@ pub fn trace(commitment: Commitment, bundle: &ProofBundle, trust: &Trust, now: T
         let proof = bundle.events.get(i);
         let header = proof.map(|p| trust.header(&p.header));
         let block = header.as_ref().map(BlockHeader::hash);
-        let checked = match (proof, &header) {
-            (Some(p), Some(h)) => event_proof(p, h, event, trust),
+        let checked = match (proof, &header, block) {
+            (Some(p), Some(h), Some(block)) => event_proof(p, h, block, event, trust),
             _ => Err("no proof of this event in the bundle".to_owned()),
         };
         let (proven, detail, signers) = match (checked, block) {
