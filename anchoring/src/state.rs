@@ -242,7 +242,7 @@ impl<S: TreeReader> StateView for StateAt<'_, S> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::Commitment;
     use proptest::prelude::*;
@@ -289,7 +289,7 @@ mod tests {
 
     /// Key hashes drawn from a few first bytes, so that keys share long
     /// prefixes and inserts split existing leaves deep in the tree.
-    fn key_hash(prefix: u8, tail: u16) -> KeyHash {
+    pub(crate) fn key_hash(prefix: u8, tail: u16) -> KeyHash {
         let mut key = [0u8; 32];
         key[0] = prefix;
         key[1] = prefix.rotate_left(4);

@@ -110,14 +110,15 @@ fn common_prefix_bits(a: &[u8; 32], b: &[u8; 32]) -> usize {
         .unwrap_or(MAX_DEPTH)
 }
 
-/// Nibble `index` of a key hash, high half of byte 0 first (jmt's order).
-fn nibble_at(key_hash: &[u8; 32], index: usize) -> u8 {
-    let byte = key_hash[index / 2];
-    if index.is_multiple_of(2) {
+/// Nibble `index` of a key hash, high half of byte 0 first (jmt's order);
+/// `None` past the last.
+fn nibble_at(key_hash: &[u8; 32], index: usize) -> Option<u8> {
+    let byte = key_hash.get(index / 2)?;
+    Some(if index.is_multiple_of(2) {
         byte >> 4
     } else {
         byte & 0x0f
-    }
+    })
 }
 
 /// A leaf's key hash and value hash (jmt keeps the value hash's getter to
@@ -251,13 +252,12 @@ impl StateProof {
                         }
                     }
                 }
-                Some(Node::Internal(_)) if depth == MAX_DEPTH / 4 => {
-                    return Err(AnchoringError::Storage(format!(
-                        "an internal node below the last nibble of a key hash, in version {version}"
-                    )));
-                }
                 Some(Node::Internal(node)) => {
-                    let nibble = nibble_at(&key_hash, depth);
+                    // An internal node past the key's last nibble: the
+                    // tree is deeper than a key hash (below).
+                    let Some(nibble) = nibble_at(&key_hash, depth) else {
+                        break;
+                    };
                     let mut children = Children::default();
                     for (slot, child) in node.children_unsorted() {
                         children.set(u8::from(slot), child.hash, child.version, child.is_leaf());
@@ -267,7 +267,7 @@ impl StateProof {
                             // The key's nibbles so far, then the child's
                             // slot: the key's own, or a lone leaf's beside it.
                             let nibbles = (0..depth)
-                                .map(|d| nibble_at(&key_hash, d))
+                                .filter_map(|d| nibble_at(&key_hash, d))
                                 .chain([slot])
                                 .map(Into::into);
                             node_key = NodeKey::new(version, nibbles.collect());
@@ -291,27 +291,9 @@ impl StateProof {
                 ),
                 _ => None,
             };
-            let depth = path.len();
-            if depth > MAX_DEPTH {
-                return Err(invalid(format!("{depth} levels, more than {MAX_DEPTH}")));
-            }
-            let mut empty = vec![0u8; depth.div_ceil(8)];
-            let mut siblings = Vec::with_capacity(depth);
-            for (level, sibling) in path.iter().rev().enumerate() {
-                match sibling {
-                    None => empty[level / 8] |= 1 << (level % 8),
-                    Some(h) => siblings.push(Hash(*h)),
-                }
-            }
-            return Ok((
-                value,
-                StateProof {
-                    leaf,
-                    depth: depth as u16,
-                    empty,
-                    siblings,
-                },
-            ));
+            // Lowest level first.
+            path.reverse();
+            return Ok((value, StateProof::from_levels(leaf, &path)?));
         }
         Err(AnchoringError::Storage(format!(
             "the state tree of version {version} is deeper than a key hash"
@@ -325,10 +307,6 @@ impl StateProof {
     ) -> Result<StateProof, AnchoringError> {
         let bytes = borsh::to_vec(proof).map_err(|e| invalid(e.to_string()))?;
         let wire: JmtProof = borsh::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
-        let depth = wire.siblings.len();
-        if depth > MAX_DEPTH {
-            return Err(invalid(format!("{depth} levels, more than {MAX_DEPTH}")));
-        }
         let leaf = match wire.leaf {
             None => ProofLeaf::Empty,
             Some(l) if l.key_hash == key_hash => ProofLeaf::Key,
@@ -337,15 +315,34 @@ impl StateProof {
                 value_hash: Hash(l.value_hash),
             },
         };
+        let levels: Vec<Option<[u8; 32]>> = wire
+            .siblings
+            .iter()
+            .map(|node| match node {
+                JmtNode::Null => None,
+                JmtNode::Internal { left, right } => Some(internal_hash(left, right)),
+                JmtNode::Leaf(l) => Some(leaf_hash(&l.key_hash, &l.value_hash)),
+            })
+            .collect();
+        StateProof::from_levels(leaf, &levels)
+    }
+
+    /// The proof of a path ending at `leaf`, its siblings' hashes lowest
+    /// first (`None`: an empty subtree).
+    fn from_levels(
+        leaf: ProofLeaf,
+        levels: &[Option<[u8; 32]>],
+    ) -> Result<StateProof, AnchoringError> {
+        let depth = levels.len();
+        if depth > MAX_DEPTH {
+            return Err(invalid(format!("{depth} levels, more than {MAX_DEPTH}")));
+        }
         let mut empty = vec![0u8; depth.div_ceil(8)];
         let mut siblings = Vec::with_capacity(depth);
-        for (level, node) in wire.siblings.iter().enumerate() {
-            match node {
-                JmtNode::Null => empty[level / 8] |= 1 << (level % 8),
-                JmtNode::Internal { left, right } => {
-                    siblings.push(Hash(internal_hash(left, right)))
-                }
-                JmtNode::Leaf(l) => siblings.push(Hash(leaf_hash(&l.key_hash, &l.value_hash))),
+        for (level, sibling) in levels.iter().enumerate() {
+            match sibling {
+                None => empty[level / 8] |= 1 << (level % 8),
+                Some(hash) => siblings.push(Hash(*hash)),
             }
         }
         Ok(StateProof {
@@ -457,6 +454,7 @@ impl StateProof {
 mod tests {
     use super::*;
     use crate::MemoryTreeStore;
+    use crate::state::tests::key_hash as clustered;
     use jmt::{JellyfishMerkleTree, KeyHash};
     use proptest::prelude::*;
 
@@ -522,16 +520,6 @@ mod tests {
         }
     }
 
-    /// Key hashes that share their first nibbles by the dozen, so that
-    /// paths run deep and lone leaves sit beside them.
-    fn clustered(prefix: u8, tail: u16) -> [u8; 32] {
-        let mut key = [0u8; 32];
-        key[0] = prefix;
-        key[1] = prefix.rotate_left(3);
-        key[30..].copy_from_slice(&tail.to_be_bytes());
-        key
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -551,14 +539,14 @@ mod tests {
             for (version, set) in versions.iter().enumerate() {
                 let set: Vec<(KeyHash, Option<Vec<u8>>)> = set
                     .iter()
-                    .map(|&(p, t, v)| (KeyHash(clustered(p, t)), Some(vec![v, p])))
+                    .map(|&(p, t, v)| (clustered(p, t), Some(vec![v, p])))
                     .collect();
                 let (_, batch) = tree.put_value_set(set, version as u64).unwrap();
                 jmt::storage::TreeWriter::write_node_batch(&store, &batch.node_batch).unwrap();
             }
             for version in 0..versions.len() as u64 {
                 for &(p, t) in &probes {
-                    let k = clustered(p, t);
+                    let k = clustered(p, t).0;
                     let (value, jmt_proof) = tree.get_with_proof(KeyHash(k), version).unwrap();
                     let expected = StateProof::from_jmt(&jmt_proof, k).unwrap();
                     let (built_value, built) = StateProof::build(&store, k, version).unwrap();
@@ -569,7 +557,7 @@ mod tests {
                 }
             }
             // A version never written has no root to prove against.
-            let missing = StateProof::build(&store, clustered(0, 0), versions.len() as u64 + 1);
+            let missing = StateProof::build(&store, clustered(0, 0).0, versions.len() as u64 + 1);
             prop_assert!(matches!(missing, Err(AnchoringError::Storage(_))));
         }
     }
