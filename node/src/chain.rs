@@ -70,14 +70,56 @@ pub struct Chain {
     /// carries it, so it is kept rather than read and reduced per request.
     last_certificate: Option<CompactCertificate>,
     /// Issuer and credential type proofs at one height, for bundles.
-    catalog_proofs: Mutex<CatalogProofs>,
+    catalog_proofs: AtHeight<(Option<Vec<u8>>, StateProof)>,
     /// Issuer and credential type entries at one height: admission checks
     /// each transaction alone, and every one reads its issuer and type.
-    catalog: Mutex<Catalog>,
+    catalog: AtHeight<Option<Vec<u8>>>,
 }
 
-/// A height and the catalog entries read at it.
-type Catalog = (u64, HashMap<StateKey, Option<Vec<u8>>>);
+/// Catalog entries (issuers and credential types, which no transaction
+/// writes) as read at one committed height, dropped when the height moves
+/// on; at most [`MAX_CATALOG_ENTRIES`].
+struct AtHeight<V> {
+    entries: Mutex<(u64, HashMap<StateKey, V>)>,
+}
+
+/// Most catalog entries kept for one height.
+const MAX_CATALOG_ENTRIES: usize = 4_096;
+
+impl<V: Clone> AtHeight<V> {
+    fn new() -> AtHeight<V> {
+        AtHeight {
+            entries: Mutex::new((0, HashMap::new())),
+        }
+    }
+
+    /// The entry for `key` at `height`, from `read` the first time.
+    fn get_or<E>(
+        &self,
+        height: u64,
+        key: &StateKey,
+        read: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E> {
+        {
+            let entries = lock(&self.entries);
+            if entries.0 == height
+                && let Some(found) = entries.1.get(key)
+            {
+                return Ok(found.clone());
+            }
+        }
+        // Read without the lock: other readers go on meanwhile.
+        let found = read()?;
+        let mut entries = lock(&self.entries);
+        if entries.0 != height {
+            *entries = (height, HashMap::new());
+        }
+        if entries.1.len() < MAX_CATALOG_ENTRIES {
+            entries.1.insert(key.clone(), found.clone());
+        }
+        Ok(found)
+    }
+}
 
 /// The committed state at the chain's height, its catalog entries read
 /// through [`Chain`]'s cache.
@@ -88,35 +130,14 @@ struct Committed<'a> {
 impl StateView for Committed<'_> {
     fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
         let chain = self.chain;
-        let height = chain.height;
-        if !matches!(key, StateKey::Issuer(_) | StateKey::CredentialType(_)) {
-            return chain.state.at(height).get(key);
+        let state = chain.state.at(chain.height);
+        if matches!(key, StateKey::Issuer(_) | StateKey::CredentialType(_)) {
+            chain.catalog.get_or(chain.height, key, || state.get(key))
+        } else {
+            state.get(key)
         }
-        {
-            let cache = lock(&chain.catalog);
-            if cache.0 == height
-                && let Some(found) = cache.1.get(key)
-            {
-                return Ok(found.clone());
-            }
-        }
-        let found = chain.state.at(height).get(key)?;
-        let mut cache = lock(&chain.catalog);
-        if cache.0 != height {
-            *cache = (height, HashMap::new());
-        }
-        if cache.1.len() < MAX_CATALOG_PROOFS {
-            cache.1.insert(key.clone(), found.clone());
-        }
-        Ok(found)
     }
 }
-
-/// A height and the catalog entries proven at it.
-type CatalogProofs = (u64, HashMap<StateKey, (Option<Vec<u8>>, StateProof)>);
-
-/// Most issuer and type proofs kept for one height.
-const MAX_CATALOG_PROOFS: usize = 4_096;
 
 impl Chain {
     /// Opens the chain in `store`; writes the genesis state (version 0) the first time.
@@ -172,8 +193,8 @@ impl Chain {
             height,
             last_header,
             last_certificate: None,
-            catalog_proofs: Mutex::new((0, HashMap::new())),
-            catalog: Mutex::new((0, HashMap::new())),
+            catalog_proofs: AtHeight::new(),
+            catalog: AtHeight::new(),
         };
         if height > 0 {
             let certificate = chain.store.certificate(height)?.ok_or(NodeError::Corrupt {
@@ -489,26 +510,12 @@ impl Chain {
 
     /// The value and proof of an issuer or credential type at the committed
     /// height: the same for every bundle of that height, so kept until the
-    /// next block (at most [`MAX_CATALOG_PROOFS`] of them).
+    /// next block.
     fn catalog_proof(&self, key: StateKey) -> Result<(Option<Vec<u8>>, StateProof), NodeError> {
         let height = self.height;
-        {
-            let cache = lock(&self.catalog_proofs);
-            if cache.0 == height
-                && let Some(found) = cache.1.get(&key)
-            {
-                return Ok(found.clone());
-            }
-        }
-        let found = self.state.prove(&key, height)?;
-        let mut cache = lock(&self.catalog_proofs);
-        if cache.0 != height {
-            *cache = (height, HashMap::new());
-        }
-        if cache.1.len() < MAX_CATALOG_PROOFS {
-            cache.1.insert(key, found.clone());
-        }
-        Ok(found)
+        self.catalog_proofs
+            .get_or(height, &key, || self.state.prove(&key, height))
+            .map_err(NodeError::from)
     }
 
     /// The committed state, catalog entries cached per height.
