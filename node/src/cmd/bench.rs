@@ -325,13 +325,12 @@ fn serve(duration: Duration, clients: usize, credentials: usize) -> anyhow::Resu
                     let c = commitments[n % commitments.len()];
                     n = n.wrapping_mul(31).wrapping_add(7);
                     let at = Instant::now();
-                    let path = format!("/v1/credentials/{c}/bundle");
                     let reused = conn.is_some();
-                    let mut answer = Connection::query(&mut conn, &addr, &path);
+                    let mut answer = Connection::query(&mut conn, &addr, &c);
                     if reused && answer.is_err() {
                         // A kept-alive connection the node has closed
                         // meanwhile: once more, on a new one.
-                        answer = Connection::query(&mut conn, &addr, &path);
+                        answer = Connection::query(&mut conn, &addr, &c);
                     }
                     match answer {
                         Ok((200, len)) => {
@@ -427,37 +426,37 @@ impl Connection {
         })
     }
 
-    /// GETs `path` on the connection in `slot`, opened first if there is
-    /// none: the status and the body's length. The connection goes back in
+    /// GETs the binary bundle of `commitment` on the connection in `slot`,
+    /// opened first if there is none: the status and the body's length. The connection goes back in
     /// the slot unless the node said it closes it or the answer could not
     /// be framed.
     fn query(
         slot: &mut Option<Connection>,
         addr: &str,
-        path: &str,
+        commitment: &Commitment,
     ) -> std::io::Result<(u16, usize)> {
         let mut conn = match slot.take() {
             Some(conn) => conn,
             None => Connection::open(addr)?,
         };
-        let (status, length, keep) = conn.get(path)?;
+        let (status, length, keep) = conn.get(commitment)?;
         if keep {
             *slot = Some(conn);
         }
         Ok((status, length))
     }
 
-    /// GETs `path`: the status, the body's length and whether the
-    /// connection stays open. Any answer this client cannot frame is an
+    /// GETs the binary bundle of `commitment`: the status, the body's
+    /// length and whether the connection stays open. Any answer this client cannot frame is an
     /// error.
-    fn get(&mut self, path: &str) -> std::io::Result<(u16, usize, bool)> {
+    fn get(&mut self, commitment: &Commitment) -> std::io::Result<(u16, usize, bool)> {
         use std::io::{BufRead, Read};
         let bad =
             |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
         self.request.clear();
         write!(
             self.request,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/octet-stream\r\n\r\n"
+            "GET /v1/credentials/{commitment}/bundle HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/octet-stream\r\n\r\n"
         )?;
         // One write, one segment.
         self.stream.get_mut().write_all(&self.request)?;
