@@ -3,7 +3,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_consensus::ValueId;
-use cairn_genesis::{Hash, PublicKey, Timestamp};
+use cairn_genesis::{Domain, Hash, PublicKey, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::merkle::{self, InclusionProof};
@@ -13,6 +13,8 @@ use crate::{AnchoringError, SignedTransaction};
 pub const HEADER_DOMAIN: &str = "cairn 2026-11 block header v1";
 /// Domain of transaction leaves in a block's transaction tree.
 pub const TX_LEAF_DOMAIN: &str = "cairn 2026-11 transaction leaf v1";
+static HEADER: Domain = Domain::new(HEADER_DOMAIN);
+static TX_LEAF: Domain = Domain::new(TX_LEAF_DOMAIN);
 
 /// A block header.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
@@ -41,7 +43,7 @@ pub struct BlockHeader {
 impl BlockHeader {
     /// The header hash: the value consensus decides and certificates sign.
     pub fn hash(&self) -> Hash {
-        Hash::domain(HEADER_DOMAIN, &borsh::to_vec(self).unwrap_or_default())
+        HEADER.hash(&borsh::to_vec(self).unwrap_or_default())
     }
 
     /// The header hash as a consensus value.
@@ -107,7 +109,7 @@ impl From<&BlockHeader> for CompactHeader {
 
 /// The leaf of a transaction in its block's transaction tree (signature included).
 pub fn transaction_leaf(tx: &SignedTransaction) -> Hash {
-    Hash::domain(TX_LEAF_DOMAIN, &tx.encode())
+    TX_LEAF.hash(&tx.encode())
 }
 
 /// The transactions root of a block.

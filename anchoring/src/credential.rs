@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use cairn_genesis::Hash;
+use cairn_genesis::{Domain, Hash};
 use rand::RngCore;
 use rand::rngs::OsRng;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -28,6 +28,8 @@ use crate::{AnchoringError, merkle};
 pub const FIELD_LEAF_DOMAIN: &str = "cairn 2026-11 field leaf v1";
 /// Domain of commitments.
 pub const COMMITMENT_DOMAIN: &str = "cairn 2026-11 commitment v1";
+static FIELD_LEAF: Domain = Domain::new(FIELD_LEAF_DOMAIN);
+static COMMITMENT: Domain = Domain::new(COMMITMENT_DOMAIN);
 /// Bytes of salt per field (256 bits; at least 128 are required).
 pub const SALT_BYTES: usize = 32;
 /// Most fields in one credential.
@@ -132,7 +134,7 @@ pub struct Field {
 /// The leaf of one field.
 pub fn field_leaf(salt: &Salt, name: &str, value: &str) -> Hash {
     let bytes = borsh::to_vec(&(salt, name, value)).unwrap_or_default();
-    Hash::domain(FIELD_LEAF_DOMAIN, &bytes)
+    FIELD_LEAF.hash(&bytes)
 }
 
 /// The commitment over a credential's type, issuer and fields.
@@ -144,7 +146,7 @@ pub fn commitment(
 ) -> Commitment {
     let bytes =
         borsh::to_vec(&(credential_type, issuer, field_count, fields_root)).unwrap_or_default();
-    Commitment(Hash::domain(COMMITMENT_DOMAIN, &bytes))
+    Commitment(COMMITMENT.hash(&bytes))
 }
 
 /// A credential document, as the holder and the issuer keep it.

@@ -9,19 +9,20 @@
 //! inner node can pass for a leaf or the reverse (no second preimage).
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use cairn_genesis::Hash;
+use cairn_genesis::{Domain, Hash};
 use serde::{Deserialize, Serialize};
 
 /// Domain of inner nodes.
 pub const NODE_DOMAIN: &str = "cairn 2026-11 merkle node v1";
 /// Domain of the root of an empty tree.
 pub const EMPTY_DOMAIN: &str = "cairn 2026-11 merkle empty v1";
+static NODE: Domain = Domain::new(NODE_DOMAIN);
 
 /// Most leaves a proof may speak of (2^32): bounds the proof length to 32 hashes.
 pub const MAX_LEAVES: u64 = 1 << 32;
 
 fn node(left: &Hash, right: &Hash) -> Hash {
-    let mut hasher = blake3::Hasher::new_derive_key(NODE_DOMAIN);
+    let mut hasher = NODE.hasher();
     hasher.update(&left.0);
     hasher.update(&right.0);
     Hash(*hasher.finalize().as_bytes())

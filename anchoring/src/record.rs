@@ -2,13 +2,14 @@
 //! credential types and applied transactions, each under a [`StateKey`].
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use cairn_genesis::{Hash, Timestamp};
+use cairn_genesis::{Domain, Hash, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::{Commitment, RevocationReason};
 
 /// Domain of the keys of the authenticated state.
 pub const STATE_KEY_DOMAIN: &str = "cairn 2026-12 state key v2";
+static STATE_KEY: Domain = Domain::new(STATE_KEY_DOMAIN);
 
 /// Version of the state's key layout: where [`StateKey::hash`] puts each
 /// kind of key (and, in the node's store, how tree nodes are keyed). Layout
@@ -39,7 +40,7 @@ impl StateKey {
     /// and then only as deep as the catalog, where it would otherwise grow
     /// with every credential anchored.
     pub fn hash(&self) -> Hash {
-        let mut hash = Hash::domain(STATE_KEY_DOMAIN, &borsh::to_vec(self).unwrap_or_default());
+        let mut hash = STATE_KEY.hash(&borsh::to_vec(self).unwrap_or_default());
         match self {
             StateKey::Issuer(_) | StateKey::CredentialType(_) => hash.0[0] &= 0x0f,
             StateKey::Credential(_) | StateKey::Transaction(_) => hash.0[0] |= 0x80,

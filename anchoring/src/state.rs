@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use cairn_genesis::Hash;
+use cairn_genesis::{Domain, Hash};
 use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeWriter};
 
 /// The state tree nodes and values one version adds (jmt's `NodeBatch`).
@@ -22,6 +22,7 @@ use crate::{AnchoringError, StateKey};
 
 /// Domain of the state tree's hashes (jmt adds its own leaf / internal node prefixes).
 pub const STATE_TREE_DOMAIN: &str = "cairn 2026-11 state tree v1";
+static STATE_TREE: Domain = Domain::new(STATE_TREE_DOMAIN);
 
 /// blake3 (derive-key mode) for jmt.
 #[derive(Clone)]
@@ -29,7 +30,7 @@ pub struct StateHasher(blake3::Hasher);
 
 impl jmt::SimpleHasher for StateHasher {
     fn new() -> Self {
-        StateHasher(blake3::Hasher::new_derive_key(STATE_TREE_DOMAIN))
+        StateHasher(STATE_TREE.hasher())
     }
 
     fn update(&mut self, data: &[u8]) {

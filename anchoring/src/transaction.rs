@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_genesis::signature::{self, SignatureItem};
-use cairn_genesis::{Hash, PublicKey, Timestamp};
+use cairn_genesis::{Domain, Hash, PublicKey, Timestamp};
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +31,7 @@ use crate::{AnchoringError, Commitment};
 pub const TX_SIGN_DOMAIN: &[u8] = b"cairn/anchoring/transaction/v1\0";
 /// Domain of transaction ids.
 pub const TX_ID_DOMAIN: &str = "cairn 2026-11 transaction id v1";
+static TX_ID: Domain = Domain::new(TX_ID_DOMAIN);
 /// Most commitments in one anchor transaction.
 pub const MAX_COMMITMENTS_PER_TX: usize = 10_000;
 /// How far ahead of the block a transaction's expiry may lie.
@@ -162,7 +163,7 @@ impl Transaction {
 
     /// The transaction id: the hash of the unsigned body.
     pub fn id(&self) -> Hash {
-        Hash::domain(TX_ID_DOMAIN, &borsh::to_vec(self).unwrap_or_default())
+        TX_ID.hash(&borsh::to_vec(self).unwrap_or_default())
     }
 
     /// Signs with `key` (which should be `self.key`'s secret).

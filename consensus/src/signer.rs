@@ -22,11 +22,14 @@
 use std::sync::{Arc, Mutex};
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use cairn_genesis::{Hash, PublicKey};
+use cairn_genesis::{Domain, Hash, PublicKey};
 use ed25519_dalek::{Signer as _, SigningKey};
 
 use crate::ConsensusError;
 use crate::types::{Height, Proposal, Round, Signature, Step, Vote};
+
+/// Domain of the hash of signed bytes kept in the sign state.
+static SIGNED_BYTES: Domain = Domain::new("cairn 2026-11 signed bytes v1");
 
 /// The last message a validator signed, durably recorded.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
@@ -94,7 +97,7 @@ impl<S: SignStateStore> GuardedSigner<S> {
         step: Step,
         bytes: &[u8],
     ) -> Result<Signature, ConsensusError> {
-        let sign_bytes_hash = Hash::domain("cairn 2026-11 signed bytes v1", bytes);
+        let sign_bytes_hash = SIGNED_BYTES.hash(bytes);
         if let Some(last) = self.last {
             let refuse = || ConsensusError::DoubleSignRefused {
                 height,

@@ -43,7 +43,7 @@ pub use document::{
 };
 pub use error::GenesisError;
 pub use fsutil::write_atomic;
-pub use hash::{GENESIS_DOMAIN, Hash};
+pub use hash::{Domain, GENESIS_DOMAIN, Hash};
 pub use key::{KeyDefect, PeerId, PublicKey};
 pub use keyfile::{KeyPair, MAX_KEY_FILE_BYTES};
 pub use time::Timestamp;
