@@ -125,6 +125,10 @@ pub struct NetworkBench {
     /// Transactions per HTTP request (more than 1: `POST /v1/txs/batch`).
     #[arg(long, default_value_t = 1)]
     pub per_request: usize,
+    /// Each node's `max_block_commitments` (the most commitments in a block
+    /// it proposes); the configuration's default if not given.
+    #[arg(long)]
+    pub block_commitments: Option<u64>,
 }
 
 /// `cairn credential …`

@@ -82,21 +82,32 @@ struct Bench {
 }
 
 impl Bench {
-    fn start(validators: usize, idle_ms: u64) -> anyhow::Result<Bench> {
+    /// Starts the devnet; `block_commitments` replaces each node's
+    /// `max_block_commitments` when given.
+    fn start(
+        validators: usize,
+        idle_ms: u64,
+        block_commitments: Option<u64>,
+    ) -> anyhow::Result<Bench> {
         let dir = tempdir("net")?;
         let layout = Layout::new(dir.path().join("devnet"));
         let me = std::env::current_exe()?;
         layout.create(&me, validators)?;
         for i in 0..validators {
             let path = layout.home(i).join("config.toml");
+            // The devnet's configuration sets the idle interval under
+            // `[consensus]`; the block bound goes on the line after it.
+            let idle = "idle_block_interval_ms = 1000";
             let text = std::fs::read_to_string(&path)?;
-            std::fs::write(
-                &path,
-                text.replace(
-                    "idle_block_interval_ms = 1000",
-                    &format!("idle_block_interval_ms = {idle_ms}"),
-                ),
-            )?;
+            if !text.contains(idle) {
+                bail!("{} has no `{idle}` line to replace", path.display());
+            }
+            let mut consensus = format!("idle_block_interval_ms = {idle_ms}");
+            if let Some(n) = block_commitments {
+                consensus.push_str(&format!("\nmax_block_commitments = {n}"));
+            }
+            let text = text.replace(idle, &consensus);
+            std::fs::write(&path, text)?;
         }
         let mut sup = Supervisor::new(layout.clone(), me)?;
         sup.start_all()?;
@@ -202,7 +213,7 @@ fn network(o: &NetworkBench) -> anyhow::Result<NetworkReport> {
         "starting {} validators on 127.0.0.1 (release build recommended) …",
         o.validators
     );
-    let bench = Bench::start(o.validators, 1000)?;
+    let bench = Bench::start(o.validators, 1000, o.block_commitments)?;
     let before: Vec<Option<(f64, u64)>> = (0..o.validators)
         .map(|i| bench.sup.pid(i).and_then(process_usage))
         .collect();
@@ -231,8 +242,16 @@ fn network(o: &NetworkBench) -> anyhow::Result<NetworkReport> {
         .collect();
     Ok(NetworkReport {
         options: format!(
-            "{} validators, {} tx/s × {} commitments for {} s, {} clients, {} tx per request",
-            o.validators, o.rate, o.batch, o.duration, o.threads, o.per_request
+            "{} validators, {} tx/s × {} commitments for {} s, {} clients, {} tx per request{}",
+            o.validators,
+            o.rate,
+            o.batch,
+            o.duration,
+            o.threads,
+            o.per_request,
+            o.block_commitments
+                .map(|n| format!(", blocks of at most {n} commitments"))
+                .unwrap_or_default()
         ),
         load: report,
         nodes,
@@ -243,7 +262,7 @@ fn network(o: &NetworkBench) -> anyhow::Result<NetworkReport> {
 /// Bundle queries on one node from `clients` concurrent clients.
 fn serve(duration: Duration, clients: usize, credentials: usize) -> anyhow::Result<()> {
     eprintln!("starting 4 validators and anchoring {credentials} credentials …");
-    let bench = Bench::start(4, 1000)?;
+    let bench = Bench::start(4, 1000, None)?;
     let genesis = GenesisDocument::load_valid(&bench.layout.genesis())?;
     let key = KeyPair::load(&bench.layout.police_key(0))?;
     let commitments: Vec<Commitment> = (0..credentials as u64)
@@ -537,7 +556,7 @@ fn growth(validators: usize, block: u64, up_to: u64) -> anyhow::Result<()> {
 /// signed before, and follows once it has caught up.
 fn sync(blocks: u64) -> anyhow::Result<()> {
     eprintln!("starting 4 validators with 10 ms idle blocks …");
-    let mut bench = Bench::start(4, 10)?;
+    let mut bench = Bench::start(4, 10, None)?;
     let start = Instant::now();
     eprintln!("waiting for height {blocks} …");
     bench.wait_height(0, blocks, Duration::from_secs(3_600))?;
