@@ -16,7 +16,8 @@
 //!
 //! Hashes are blake3 in derive-key mode with a context per use (field leaf,
 //! Merkle node, commitment, transaction id and leaf, block header, state
-//! key, state tree). Pure logic: no async runtime, network or database;
+//! key, state tree), each context's key derived once per process
+//! ([`cairn_genesis::Domain`]). Pure logic: no async runtime, network or database;
 //! storage sits behind jmt's reader/writer traits with an in-memory store.
 
 #![forbid(unsafe_code)]
