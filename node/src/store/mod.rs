@@ -37,7 +37,7 @@ use cairn_consensus::{CommitCertificate, Evidence};
 use cairn_genesis::Hash;
 use jmt::storage::NodeBatch;
 use rocksdb::{
-    BlockBasedOptions, ColumnFamilyDescriptor, DB, Options, SliceTransform, WriteBatch,
+    BlockBasedOptions, ColumnFamilyDescriptor, DB, Env, Options, SliceTransform, WriteBatch,
     WriteOptions,
 };
 
@@ -146,6 +146,12 @@ impl Store {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
+        // Flushes and compactions yield the CPU to consensus and the API:
+        // their work can wait seconds, a vote or a query should not.
+        let mut env = Env::new()?;
+        env.lower_thread_pool_cpu_priority();
+        env.lower_high_priority_thread_pool_cpu_priority();
+        options.set_env(&env);
         let families = FAMILIES
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, family_options(name)));
