@@ -129,9 +129,16 @@ pub fn run(
     let manifest = layout.manifest()?;
     let genesis = GenesisDocument::load_valid(&layout.genesis())?;
     let apis: Vec<Api> = manifest.nodes.iter().map(|n| Api::new(n.api())).collect();
-    let start_height = apis[0].height().ok_or_else(|| DevnetError::NotRunning {
-        dir: layout.root().to_path_buf(),
-    })?;
+    // Expiry counts from the lowest node's height: a node one block behind
+    // would refuse a lifetime reckoned from a node ahead of it.
+    let start_height = apis
+        .iter()
+        .map(Api::height)
+        .collect::<Option<Vec<u64>>>()
+        .and_then(|heights| heights.into_iter().min())
+        .ok_or_else(|| DevnetError::NotRunning {
+            dir: layout.root().to_path_buf(),
+        })?;
     let agencies = genesis.validators.len();
     let keys: Vec<KeyPair> = (0..agencies)
         .map(|i| KeyPair::load(&layout.police_key(i)))
