@@ -10,6 +10,7 @@
 //! header is the root after them. Refused transactions never enter a block:
 //! the proposer drops them, and a block that carries one is invalid.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -20,11 +21,12 @@ use cairn_anchoring::{
 };
 use cairn_consensus::{CommitCertificate, CompactCertificate, ValidatorSet, ValueId};
 use cairn_genesis::{GenesisDocument, Hash, PublicKey, Timestamp};
+use jmt::KeyHash;
 use jmt::storage::NodeBatch;
 
 use crate::NodeError;
 use crate::mempool::lock;
-use crate::store::{RocksTree, Store};
+use crate::store::{RocksTree, Store, ValueReader};
 
 /// How far in the future of this node's clock a proposed block's time may be.
 pub const MAX_CLOCK_DRIFT_MS: u64 = 10_000;
@@ -125,17 +127,30 @@ impl<V: Clone> AtHeight<V> {
 /// through [`Chain`]'s cache.
 struct Committed<'a> {
     chain: &'a Chain,
+    /// The reader of credentials' and transactions' values, made at the
+    /// first such read and shared by the rest: a block's or a
+    /// transaction's reads then need one RocksDB iterator, not one each.
+    /// The chain is borrowed, so no commit can happen while it lives.
+    values: RefCell<Option<ValueReader<'a>>>,
 }
 
 impl StateView for Committed<'_> {
     fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
         let chain = self.chain;
-        let state = chain.state.at(chain.height);
         if matches!(key, StateKey::Issuer(_) | StateKey::CredentialType(_)) {
-            chain.catalog.get_or(chain.height, key, || state.get(key))
-        } else {
-            state.get(key)
+            return chain
+                .catalog
+                .get_or(chain.height, key, || chain.state.at(chain.height).get(key));
         }
+        let storage = |e: NodeError| AnchoringError::Storage(e.to_string());
+        let mut values = self.values.borrow_mut();
+        let reader = match &mut *values {
+            Some(reader) => reader,
+            none => none.insert(ValueReader::new(&chain.store).map_err(storage)?),
+        };
+        reader
+            .get(&KeyHash(key.hash().0), chain.height)
+            .map_err(storage)
     }
 }
 
@@ -520,7 +535,10 @@ impl Chain {
 
     /// The committed state, catalog entries cached per height.
     fn committed(&self) -> Committed<'_> {
-        Committed { chain: self }
+        Committed {
+            chain: self,
+            values: RefCell::new(None),
+        }
     }
 
     /// A stored certificate reduced to a quorum, as bundles carry it.

@@ -44,6 +44,7 @@ use rocksdb::{
 use crate::NodeError;
 
 pub use tree::RocksTree;
+pub(crate) use tree::ValueReader;
 pub use wal::RocksWal;
 
 pub(crate) const META: &str = "meta";

@@ -3,7 +3,7 @@
 
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
 use jmt::{KeyHash, OwnedValue, Version};
-use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
+use rocksdb::{DB, DBRawIteratorWithThreadMode, ReadOptions, WriteBatch};
 
 use super::{Store, TREE_NODES, TREE_VALUES, decode, encode, synced};
 use crate::NodeError;
@@ -68,6 +68,45 @@ impl RocksTree {
     }
 }
 
+/// Reads keys' values as of a version: for each, a reverse seek to the
+/// last version at or below it among that key hash's versions (the prefix
+/// filters apply). One reader serves many reads, so a block's or a
+/// transaction's reads share one RocksDB iterator instead of creating one
+/// each; it sees the database as of its creation.
+pub(crate) struct ValueReader<'a> {
+    iter: DBRawIteratorWithThreadMode<'a, DB>,
+}
+
+impl<'a> ValueReader<'a> {
+    pub(crate) fn new(store: &'a Store) -> Result<ValueReader<'a>, NodeError> {
+        let cf = store.cf(TREE_VALUES)?;
+        let mut options = ReadOptions::default();
+        options.set_prefix_same_as_start(true);
+        Ok(ValueReader {
+            iter: store.db().raw_iterator_cf_opt(cf, options),
+        })
+    }
+
+    /// The value of `key_hash` at `max_version`; `None` if it was not
+    /// written by then, or its last write deleted it.
+    pub(crate) fn get(
+        &mut self,
+        key_hash: &KeyHash,
+        max_version: Version,
+    ) -> Result<Option<OwnedValue>, NodeError> {
+        self.iter.seek_for_prev(value_key(key_hash, max_version));
+        match (self.iter.key(), self.iter.value()) {
+            (Some(key), Some(value)) if key.len() == 40 && key[..32] == key_hash.0 => {
+                decode::<Option<OwnedValue>>("state value", value)
+            }
+            _ => {
+                self.iter.status()?;
+                Ok(None)
+            }
+        }
+    }
+}
+
 fn to_anyhow(e: NodeError) -> anyhow::Error {
     anyhow::anyhow!(e.to_string())
 }
@@ -85,24 +124,9 @@ impl TreeReader for RocksTree {
         max_version: Version,
         key_hash: KeyHash,
     ) -> anyhow::Result<Option<OwnedValue>> {
-        let cf = self.store.cf(TREE_VALUES).map_err(to_anyhow)?;
-        let start = value_key(&key_hash, max_version);
-        // Only this key hash's versions: the prefix filters apply.
-        let mut options = ReadOptions::default();
-        options.set_prefix_same_as_start(true);
-        let mut iter = self.store.db().iterator_cf_opt(
-            cf,
-            options,
-            IteratorMode::From(&start, Direction::Reverse),
-        );
-        match iter.next() {
-            Some(Ok((key, value))) if key.len() == 40 && key[..32] == key_hash.0 => {
-                let value: Option<OwnedValue> = decode("state value", &value).map_err(to_anyhow)?;
-                Ok(value)
-            }
-            Some(Err(e)) => Err(anyhow::anyhow!(e.to_string())),
-            _ => Ok(None),
-        }
+        ValueReader::new(&self.store)
+            .and_then(|mut reader| reader.get(&key_hash, max_version))
+            .map_err(to_anyhow)
     }
 
     fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
@@ -124,6 +148,7 @@ impl TreeWriter for RocksTree {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test code: a panic is the failure report
 mod tests {
     use super::*;
     use jmt::storage::NibblePath;
@@ -131,6 +156,63 @@ mod tests {
     fn key(version: Version, nibbles: &[u8]) -> NodeKey {
         let path: NibblePath = nibbles.iter().map(|&n| n.into()).collect();
         NodeKey::new(version, path)
+    }
+
+    /// One reader, asked about many keys and versions in no order, answers
+    /// as a map of every write does: the latest write at or below the
+    /// version, deletions as absent, and never a neighbouring key's value.
+    #[test]
+    fn one_value_reader_answers_many_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), cairn_genesis::Hash([5; 32])).unwrap();
+        // Neighbours: key hashes one apart, and one that differs in its first byte.
+        let hash = |last: u8, first: u8| {
+            let mut h = [7u8; 32];
+            h[0] = first;
+            h[31] = last;
+            KeyHash(h)
+        };
+        let keys = [hash(1, 7), hash(2, 7), hash(3, 7), hash(1, 8)];
+        let mut model = std::collections::BTreeMap::new();
+        let mut batch = WriteBatch::default();
+        let cf = store.cf(TREE_VALUES).unwrap();
+        let writes: [(usize, Version, Option<&[u8]>); 7] = [
+            (0, 2, Some(b"a2")),
+            (0, 5, Some(b"a5")),
+            (0, 9, None),
+            (1, 4, Some(b"b4")),
+            (2, 0, Some(b"c0")),
+            (2, 7, Some(b"c7")),
+            (3, 3, Some(b"d3")),
+        ];
+        for (k, version, value) in writes {
+            let value: Option<OwnedValue> = value.map(<[u8]>::to_vec);
+            batch.put_cf(cf, value_key(&keys[k], version), encode(&value));
+            model.insert((keys[k].0, version), value);
+        }
+        store.db().write(batch).unwrap();
+
+        let mut reader = ValueReader::new(&store).unwrap();
+        let mut asked = 0;
+        for version in [10, 0, 3, 9, 1, 5, 8, 4, 2, 7, 6] {
+            for key in keys.iter().rev().chain(&[hash(0, 7), hash(4, 7)]) {
+                let expected = model
+                    .range((key.0, 0)..=(key.0, version))
+                    .next_back()
+                    .and_then(|(_, v)| v.clone());
+                assert_eq!(
+                    reader.get(key, version).unwrap(),
+                    expected,
+                    "key {:?} at version {version}",
+                    key.0
+                );
+                asked += 1;
+            }
+        }
+        assert_eq!(asked, 66);
+        // The answers are not all absent: the reads above did find values.
+        assert_eq!(reader.get(&keys[0], 6).unwrap(), Some(b"a5".to_vec()));
+        assert_eq!(reader.get(&keys[1], 3).unwrap(), None);
     }
 
     /// Every (version, path) has its own key, and keys sort by version
