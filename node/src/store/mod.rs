@@ -44,7 +44,7 @@ use rocksdb::{
 use crate::NodeError;
 
 pub use tree::RocksTree;
-pub(crate) use tree::ValueReader;
+pub(crate) use tree::{TopNodes, ValueReader};
 pub use wal::RocksWal;
 
 pub(crate) const META: &str = "meta";
@@ -78,6 +78,8 @@ const LAYOUT_KEY: &[u8] = b"state_key_layout";
 #[derive(Clone)]
 pub struct Store {
     db: Arc<DB>,
+    /// The state tree's top levels as last committed.
+    top_nodes: Arc<TopNodes>,
 }
 
 fn issuer_event_key(issuer: &str, height: u64, index: u32) -> Vec<u8> {
@@ -157,7 +159,10 @@ impl Store {
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, family_options(name)));
         let db = DB::open_cf_descriptors(&options, path, families)?;
-        let store = Store { db: Arc::new(db) };
+        let store = Store {
+            db: Arc::new(db),
+            top_nodes: Arc::new(TopNodes::new()),
+        };
         match store.get(META, GENESIS_KEY)? {
             Some(bytes) => {
                 let found: Hash = decode("genesis hash", &bytes)?;
@@ -205,6 +210,10 @@ impl Store {
 
     pub(crate) fn db(&self) -> &DB {
         &self.db
+    }
+
+    pub(crate) fn top_nodes(&self) -> &TopNodes {
+        &self.top_nodes
     }
 
     /// The height of the last committed block (0 before the first).
@@ -289,6 +298,7 @@ impl Store {
         );
         batch.put_cf(self.cf(META)?, HEIGHT_KEY, height.to_be_bytes());
         self.db.write_opt(batch, &synced())?;
+        self.top_nodes.written(tree);
         Ok(())
     }
 

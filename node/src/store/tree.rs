@@ -2,6 +2,8 @@
 //! [`cairn_anchoring::AuthenticatedState`]).
 
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
+use std::sync::{PoisonError, RwLock};
+
 use jmt::{KeyHash, OwnedValue, Version};
 use rocksdb::{DB, DBRawIteratorWithThreadMode, ReadOptions, WriteBatch};
 
@@ -43,6 +45,71 @@ fn node_key(key: &NodeKey) -> Vec<u8> {
         out.push(high << 4 | low);
     }
     out
+}
+
+/// Depth, in nibbles, of the top of the state tree kept in memory.
+const TOP_DEPTH: usize = 4;
+
+/// Paths of at most [`TOP_DEPTH`] nibbles: 16^0 + 16^1 + … + 16^TOP_DEPTH.
+const TOP_SLOTS: usize = ((1 << (4 * (TOP_DEPTH + 1))) - 1) / 15;
+
+/// The newest committed node at each path of the state tree's top levels.
+///
+/// Every block rewrites the nodes near the root, and the next block reads
+/// them again: with 10^5 credentials or more, the top four levels are
+/// most of a block's node reads. Nodes are immutable once written (a
+/// version and a path name one node forever), so a slot answers a read
+/// only for the exact version it holds, and is filled only after the
+/// batch that wrote its node is on disk; a read of any other version goes
+/// to RocksDB.
+pub(crate) struct TopNodes {
+    slots: RwLock<Vec<Option<(Version, Node)>>>,
+}
+
+impl TopNodes {
+    pub(crate) fn new() -> TopNodes {
+        TopNodes {
+            slots: RwLock::new(vec![None; TOP_SLOTS]),
+        }
+    }
+
+    /// The slot of a node's path, if it is in the top levels: the paths of
+    /// fewer nibbles first, then in nibble order.
+    fn slot(key: &NodeKey) -> Option<usize> {
+        let path = key.nibble_path();
+        let nibbles = path.num_nibbles();
+        if nibbles > TOP_DEPTH {
+            return None;
+        }
+        let within = (0..nibbles).fold(0usize, |index, i| {
+            index * 16 + usize::from(u8::from(path.get_nibble(i)))
+        });
+        Some(((1 << (4 * nibbles)) - 1) / 15 + within)
+    }
+
+    fn get(&self, key: &NodeKey) -> Option<Node> {
+        let slot = TopNodes::slot(key)?;
+        let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
+        match &slots[slot] {
+            Some((version, node)) if *version == key.version() => Some(node.clone()),
+            _ => None,
+        }
+    }
+
+    /// Takes in the top-level nodes of a batch now written to disk.
+    pub(crate) fn written(&self, nodes: &NodeBatch) {
+        let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
+        for (key, node) in nodes.nodes() {
+            if let Some(slot) = TopNodes::slot(key) {
+                let newer = slots[slot]
+                    .as_ref()
+                    .is_none_or(|(version, _)| *version <= key.version());
+                if newer {
+                    slots[slot] = Some((key.version(), node.clone()));
+                }
+            }
+        }
+    }
 }
 
 /// Adds a jmt node batch to a RocksDB write batch.
@@ -113,6 +180,9 @@ fn to_anyhow(e: NodeError) -> anyhow::Error {
 
 impl TreeReader for RocksTree {
     fn get_node_option(&self, key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        if let Some(node) = self.store.top_nodes().get(key) {
+            return Ok(Some(node));
+        }
         self.store
             .get(TREE_NODES, &node_key(key))
             .and_then(|v| v.map(|b| decode("state tree node", &b)).transpose())
@@ -143,7 +213,9 @@ impl TreeWriter for RocksTree {
         self.store
             .db()
             .write_opt(batch, &synced())
-            .map_err(|e| anyhow::anyhow!(e.to_string()))
+            .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+        self.store.top_nodes().written(nodes);
+        Ok(())
     }
 }
 
@@ -156,6 +228,54 @@ mod tests {
     fn key(version: Version, nibbles: &[u8]) -> NodeKey {
         let path: NibblePath = nibbles.iter().map(|&n| n.into()).collect();
         NodeKey::new(version, path)
+    }
+
+    /// Every path of up to four nibbles has a slot of its own, deeper paths
+    /// none; a slot answers only for the version it holds, and keeps the
+    /// newest of the nodes written at its path.
+    #[test]
+    fn top_nodes_answer_only_for_their_exact_version() {
+        let mut seen = std::collections::HashSet::new();
+        let mut paths: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..TOP_DEPTH {
+            let longer: Vec<Vec<u8>> = paths
+                .iter()
+                .filter(|p| p.len() == paths.last().map_or(0, Vec::len))
+                .flat_map(|p| (0..16u8).map(move |n| [p.clone(), vec![n]].concat()))
+                .collect();
+            paths.extend(longer);
+        }
+        assert_eq!(paths.len(), TOP_SLOTS);
+        for p in &paths {
+            let slot = TopNodes::slot(&key(3, p)).unwrap();
+            assert!(slot < TOP_SLOTS && seen.insert(slot), "path {p:?}");
+        }
+        assert_eq!(TopNodes::slot(&key(3, &[1, 2, 3, 4, 5])), None);
+
+        let top = TopNodes::new();
+        let leaf = |byte: u8| {
+            Node::Leaf(LeafNode::new(
+                KeyHash([byte; 32]),
+                jmt::ValueHash([byte; 32]),
+            ))
+        };
+        let mut batch = NodeBatch::default();
+        batch.insert_node(key(5, &[1, 2]), leaf(5));
+        batch.insert_node(key(5, &[1, 2, 3, 4, 5]), leaf(6));
+        top.written(&batch);
+        assert_eq!(top.get(&key(5, &[1, 2])), Some(leaf(5)));
+        assert_eq!(top.get(&key(4, &[1, 2])), None);
+        assert_eq!(top.get(&key(5, &[1, 2, 3, 4, 5])), None);
+        // A newer node replaces it; an older one, written late, does not.
+        let mut newer = NodeBatch::default();
+        newer.insert_node(key(7, &[1, 2]), leaf(7));
+        top.written(&newer);
+        let mut older = NodeBatch::default();
+        older.insert_node(key(6, &[1, 2]), leaf(8));
+        top.written(&older);
+        assert_eq!(top.get(&key(7, &[1, 2])), Some(leaf(7)));
+        assert_eq!(top.get(&key(5, &[1, 2])), None);
+        assert_eq!(top.get(&key(6, &[1, 2])), None);
     }
 
     /// One reader, asked about many keys and versions in no order, answers
