@@ -127,7 +127,7 @@ pub struct NetworkBench {
     pub per_request: usize,
     /// Each node's `max_block_commitments` (the most commitments in a block
     /// it proposes); the configuration's default if not given.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub block_commitments: Option<u64>,
 }
 

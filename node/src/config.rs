@@ -204,10 +204,37 @@ const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 impl Config {
     /// Parses a configuration; unknown keys are errors (a typo must not be silently ignored).
     pub fn parse(text: &str, path: &Path) -> Result<Config, NodeError> {
-        toml::from_str(text).map_err(|e| NodeError::Config {
+        let config: Config = toml::from_str(text).map_err(|e| NodeError::Config {
             path: path.to_path_buf(),
             reason: e.to_string(),
-        })
+        })?;
+        // A bound of zero would not limit anything, it would stop the node
+        // quietly: no block would take a transaction, no pool would admit one.
+        let bounds = [
+            (
+                "network.max_connections",
+                u64::from(config.network.max_connections),
+            ),
+            (
+                "network.max_message_bytes",
+                config.network.max_message_bytes,
+            ),
+            ("api.max_body_bytes", config.api.max_body_bytes),
+            (
+                "consensus.max_block_commitments",
+                config.consensus.max_block_commitments,
+            ),
+            ("mempool.max_txs", config.mempool.max_txs),
+            ("mempool.max_bytes", config.mempool.max_bytes),
+            ("mempool.max_commitments", config.mempool.max_commitments),
+        ];
+        if let Some((name, _)) = bounds.iter().find(|(_, value)| *value == 0) {
+            return Err(NodeError::Config {
+                path: path.to_path_buf(),
+                reason: format!("{name} is 0; it must be at least 1"),
+            });
+        }
+        Ok(config)
     }
 
     /// Reads `path`.
@@ -292,6 +319,29 @@ mod tests {
         let err =
             Config::parse("[mempool]\nmax_txs = \"many\"\n", Path::new("c.toml")).unwrap_err();
         assert!(matches!(err, NodeError::Config { .. }), "{err}");
+    }
+
+    #[test]
+    fn zero_bounds_are_refused_by_name() {
+        for (section, key) in [
+            ("network", "max_connections"),
+            ("network", "max_message_bytes"),
+            ("api", "max_body_bytes"),
+            ("consensus", "max_block_commitments"),
+            ("mempool", "max_txs"),
+            ("mempool", "max_bytes"),
+            ("mempool", "max_commitments"),
+        ] {
+            let text = format!("[{section}]\n{key} = 0\n");
+            let err = Config::parse(&text, Path::new("c.toml")).unwrap_err();
+            assert!(
+                matches!(&err, NodeError::Config { reason, .. }
+                    if reason.contains(&format!("{section}.{key} is 0"))),
+                "{err}"
+            );
+            let one = format!("[{section}]\n{key} = 1\n");
+            assert!(Config::parse(&one, Path::new("c.toml")).is_ok(), "{one}");
+        }
     }
 
     #[test]
