@@ -127,21 +127,17 @@ impl<V: Clone> AtHeight<V> {
 /// through [`Chain`]'s cache.
 struct Committed<'a> {
     chain: &'a Chain,
-    /// The reader of credentials' and transactions' values, made at the
-    /// first such read and shared by the rest: a block's or a
-    /// transaction's reads then need one RocksDB iterator, not one each.
+    /// The reader of the state's values, made at the first read and
+    /// shared by the rest: a block's or a transaction's reads then need
+    /// one RocksDB iterator, not one each.
     /// The chain is borrowed, so no commit can happen while it lives.
     values: RefCell<Option<ValueReader<'a>>>,
 }
 
-impl StateView for Committed<'_> {
-    fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
+impl Committed<'_> {
+    /// `key`'s value at the chain's height, through this view's reader.
+    fn read(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
         let chain = self.chain;
-        if matches!(key, StateKey::Issuer(_) | StateKey::CredentialType(_)) {
-            return chain
-                .catalog
-                .get_or(chain.height, key, || chain.state.at(chain.height).get(key));
-        }
         let storage = |e: NodeError| AnchoringError::Storage(e.to_string());
         let mut values = self.values.borrow_mut();
         let reader = match &mut *values {
@@ -151,6 +147,18 @@ impl StateView for Committed<'_> {
         reader
             .get(&KeyHash(key.hash().0), chain.height)
             .map_err(storage)
+    }
+}
+
+impl StateView for Committed<'_> {
+    fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
+        match key {
+            StateKey::Issuer(_) | StateKey::CredentialType(_) => {
+                let chain = self.chain;
+                chain.catalog.get_or(chain.height, key, || self.read(key))
+            }
+            StateKey::Credential(_) | StateKey::Transaction(_) => self.read(key),
+        }
     }
 }
 
