@@ -298,6 +298,19 @@ pub(crate) mod tests {
         KeyHash(key)
     }
 
+    /// From 1 to `versions - 1` versions of fewer than `writes` writes
+    /// each, to keys of [`key_hash`] with first bytes below `prefixes`:
+    /// many share long prefixes, and many are written again later.
+    pub(crate) fn clustered_versions(
+        prefixes: u8,
+        writes: usize,
+        versions: usize,
+    ) -> impl Strategy<Value = Vec<Vec<(KeyHash, OwnedValue)>>> {
+        let write = (0..prefixes, 0u16..64, any::<u8>())
+            .prop_map(|(prefix, tail, v)| (key_hash(prefix, tail), vec![v, prefix]));
+        proptest::collection::vec(proptest::collection::vec(write, 0..writes), 1..versions)
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -306,21 +319,13 @@ pub(crate) mod tests {
         /// key-by-key insert build trees with the same roots, and every key
         /// reads back with a proof against that root.
         #[test]
-        fn batch_insert_builds_the_same_tree(
-            versions in proptest::collection::vec(
-                proptest::collection::vec((0u8..4, 0u16..64, any::<u8>()), 0..40),
-                1..6,
-            ),
-        ) {
+        fn batch_insert_builds_the_same_tree(versions in clustered_versions(4, 40, 6)) {
             let batched = MemoryTreeStore::default();
             let single = MemoryTreeStore::default();
             let mut latest = BTreeMap::new();
             for (version, writes) in versions.into_iter().enumerate() {
                 let version = version as Version;
-                let set: BTreeMap<KeyHash, OwnedValue> = writes
-                    .into_iter()
-                    .map(|(prefix, tail, v)| (key_hash(prefix, tail), vec![v, prefix]))
-                    .collect();
+                let set: BTreeMap<KeyHash, OwnedValue> = writes.into_iter().collect();
                 let (root, batch) =
                     put_set(&batched, set.clone().into_iter().collect(), version).unwrap();
                 batched.write_node_batch(&batch.node_batch).unwrap();

@@ -454,7 +454,7 @@ impl StateProof {
 mod tests {
     use super::*;
     use crate::MemoryTreeStore;
-    use crate::state::tests::key_hash as clustered;
+    use crate::state::tests::{clustered_versions, key_hash as clustered};
     use jmt::{JellyfishMerkleTree, KeyHash};
     use proptest::prelude::*;
 
@@ -528,19 +528,13 @@ mod tests {
         /// proof compacted, with the same value.
         #[test]
         fn built_proofs_are_jmts(
-            versions in proptest::collection::vec(
-                proptest::collection::vec((0u8..6, 0u16..48, any::<u8>()), 0..30),
-                1..5,
-            ),
+            versions in clustered_versions(6, 30, 5),
             probes in proptest::collection::vec((0u8..8, 0u16..64), 1..16),
         ) {
             let store = MemoryTreeStore::default();
             let tree = JellyfishMerkleTree::<_, StateHasher>::new(&store);
             for (version, set) in versions.iter().enumerate() {
-                let set: Vec<(KeyHash, Option<Vec<u8>>)> = set
-                    .iter()
-                    .map(|&(p, t, v)| (clustered(p, t), Some(vec![v, p])))
-                    .collect();
+                let set = set.iter().map(|(k, v)| (*k, Some(v.clone())));
                 let (_, batch) = tree.put_value_set(set, version as u64).unwrap();
                 jmt::storage::TreeWriter::write_node_batch(&store, &batch.node_batch).unwrap();
             }
