@@ -40,8 +40,8 @@ impl Hash {
 /// A derive-key context whose key is derived once per process.
 ///
 /// `blake3::Hasher::new_derive_key` hashes its context string on every
-/// call: one compression more than the input needs, which is a third of
-/// the work of hashing one 64-byte tree node. A `Domain` keeps the derived
+/// call: one compression more than the input needs, which doubles the
+/// work of hashing a 64-byte Merkle node. A `Domain` keeps the derived
 /// key, so each hash costs only its input's compressions. The digests are
 /// exactly [`Hash::domain`]'s.
 pub struct Domain {

@@ -420,6 +420,9 @@ fn serve(duration: Duration, clients: usize, credentials: usize) -> anyhow::Resu
     Ok(())
 }
 
+/// Largest answer `bench serve` reads: a bundle is a few kilobytes.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
 /// One keep-alive HTTP/1.1 connection asking for binary bundles, one
 /// request at a time, each answer framed by its Content-Length. A
 /// general-purpose client spent as much CPU per query as the node spent
@@ -446,9 +449,9 @@ impl Connection {
     }
 
     /// GETs the binary bundle of `commitment` on the connection in `slot`,
-    /// opened first if there is none: the status and the body's length. The connection goes back in
-    /// the slot unless the node said it closes it or the answer could not
-    /// be framed.
+    /// opened first if there is none: the status and the body's length.
+    /// The connection goes back in the slot unless the node said it closes
+    /// it or the answer could not be framed.
     fn query(
         slot: &mut Option<Connection>,
         addr: &str,
@@ -466,7 +469,8 @@ impl Connection {
     }
 
     /// GETs the binary bundle of `commitment`: the status, the body's
-    /// length and whether the connection stays open. Any answer this client cannot frame is an
+    /// length and whether the connection stays open. Any answer this
+    /// client cannot frame, or a body over [`MAX_ANSWER_BYTES`], is an
     /// error.
     fn get(&mut self, commitment: &Commitment) -> std::io::Result<(u16, usize, bool)> {
         use std::io::{BufRead, Read};
@@ -514,6 +518,9 @@ impl Connection {
             }
         }
         let length = length.ok_or_else(|| bad("no Content-Length"))?;
+        if length > MAX_ANSWER_BYTES {
+            return Err(bad("a Content-Length larger than any bundle"));
+        }
         self.body.resize(length, 0);
         self.stream.read_exact(&mut self.body)?;
         Ok((status, length, keep))

@@ -1,9 +1,9 @@
 //! The state tree's storage in RocksDB, for `jmt` (through
 //! [`cairn_anchoring::AuthenticatedState`]).
 
-use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
 use std::sync::{PoisonError, RwLock};
 
+use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
 use jmt::{KeyHash, OwnedValue, Version};
 use rocksdb::{DB, DBRawIteratorWithThreadMode, ReadOptions, WriteBatch};
 
