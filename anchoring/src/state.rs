@@ -15,6 +15,7 @@ use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeWriter};
 
 /// The state tree nodes and values one version adds (jmt's `NodeBatch`).
 pub use jmt::storage::NodeBatch;
+use jmt::storage::StaleNodeIndex;
 use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
 
 use crate::ledger::StateView;
@@ -43,6 +44,18 @@ impl jmt::SimpleHasher for StateHasher {
 }
 
 pub use crate::state_proof::{ProofLeaf, StateProof};
+
+/// What writing one version changes in the tree's storage.
+#[derive(Clone, Debug, Default)]
+pub struct TreeUpdate {
+    /// The nodes and values the version adds.
+    pub nodes: NodeBatch,
+    /// Nodes of earlier versions that this version no longer reaches: only
+    /// versions before it read them, so once those versions are no longer
+    /// kept, these nodes can be deleted. The previous version's root is
+    /// always among them.
+    pub stale: Vec<NodeKey>,
+}
 
 /// The tree's nodes and values in memory.
 #[derive(Default)]
@@ -134,7 +147,7 @@ impl<S: TreeReader + TreeWriter> AuthenticatedState<S> {
         &self,
         version: Version,
         changes: &BTreeMap<StateKey, Vec<u8>>,
-    ) -> Result<(Hash, NodeBatch), AnchoringError> {
+    ) -> Result<(Hash, TreeUpdate), AnchoringError> {
         match self.latest {
             Some(latest) if version <= latest => {
                 return Err(AnchoringError::Storage(format!(
@@ -152,8 +165,8 @@ impl<S: TreeReader + TreeWriter> AuthenticatedState<S> {
             .iter()
             .map(|(k, v)| (KeyHash(k.hash().0), v.clone()))
             .collect();
-        let (root, batch) = put_set(&self.store, set, version).map_err(storage)?;
-        Ok((Hash(root.0), batch.node_batch))
+        let (root, update) = put_set(&self.store, set, version).map_err(storage)?;
+        Ok((Hash(root.0), update))
     }
 
     /// Records that `version`'s nodes from [`AuthenticatedState::prepare`] are stored.
@@ -167,8 +180,10 @@ impl<S: TreeReader + TreeWriter> AuthenticatedState<S> {
         version: Version,
         changes: &BTreeMap<StateKey, Vec<u8>>,
     ) -> Result<Hash, AnchoringError> {
-        let (root, batch) = self.prepare(version, changes)?;
-        self.store.write_node_batch(&batch).map_err(storage)?;
+        let (root, update) = self.prepare(version, changes)?;
+        self.store
+            .write_node_batch(&update.nodes)
+            .map_err(storage)?;
         self.mark_written(version);
         Ok(root)
     }
@@ -208,11 +223,12 @@ impl<S: TreeReader + TreeWriter> AuthenticatedState<S> {
 /// each new node is read and hashed once (jmt's key-by-key insert rewrites
 /// and rehashes the path from the root for every key). The tree, and so
 /// its root, is the same either way (`batch_insert_builds_the_same_tree`).
+/// Versions follow one another: `version - 1` is the latest written.
 fn put_set<R: TreeReader>(
     store: &R,
     set: Vec<(KeyHash, OwnedValue)>,
     version: Version,
-) -> anyhow::Result<(jmt::RootHash, jmt::storage::TreeUpdateBatch)> {
+) -> anyhow::Result<(jmt::RootHash, TreeUpdate)> {
     let tree = JellyfishMerkleTree::<_, StateHasher>::new(store);
     let (roots, batch) = if set.is_empty() {
         // A version without changes still gets its root node (the batch
@@ -225,7 +241,21 @@ fn put_set<R: TreeReader>(
         .first()
         .copied()
         .ok_or_else(|| anyhow::anyhow!("no root computed for version {version}"))?;
-    Ok((root, batch))
+    let mut stale = batch.stale_node_index_batch;
+    if let Some(previous) = version.checked_sub(1) {
+        // A version without changes gets a copy of the previous root, and
+        // jmt does not list the old one as stale; every version has a root
+        // of its own, so the previous one is stale either way.
+        stale.insert(StaleNodeIndex {
+            stale_since_version: version,
+            node_key: NodeKey::new(previous, std::iter::empty().collect()),
+        });
+    }
+    let update = TreeUpdate {
+        nodes: batch.node_batch,
+        stale: stale.into_iter().map(|index| index.node_key).collect(),
+    };
+    Ok((root, update))
 }
 
 /// The state at one version, for [`crate::apply_block`].
@@ -311,8 +341,87 @@ pub(crate) mod tests {
         proptest::collection::vec(proptest::collection::vec(write, 0..writes), 1..versions)
     }
 
+    /// Adds to `into` the keys of the nodes the root of `version` reaches;
+    /// `None` if one of them is missing.
+    fn reachable(
+        store: &MemoryTreeStore,
+        version: Version,
+        into: &mut std::collections::BTreeSet<NodeKey>,
+    ) -> Option<()> {
+        let mut pending = vec![NodeKey::new(version, std::iter::empty().collect())];
+        while let Some(key) = pending.pop() {
+            let node = store.get_node_option(&key).ok()??;
+            if !into.insert(key.clone()) {
+                // Reached from an earlier root: its subtree is in already.
+                continue;
+            }
+            if let Node::Internal(internal) = node {
+                for (nibble, child) in internal.children_sorted() {
+                    let path = key.nibble_path().nibbles().chain([nibble]).collect();
+                    pending.push(NodeKey::new(child.version, path));
+                }
+            }
+        }
+        Some(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Deleting the nodes that each version up to a horizon made stale
+        /// leaves exactly the nodes the kept versions reach: none of theirs
+        /// is gone, none that only older versions used is left, and each
+        /// kept version still proves every key. Each stale node is listed
+        /// once, by the version that stopped using it.
+        #[test]
+        fn stale_nodes_are_exactly_what_only_older_versions_reach(
+            versions in clustered_versions(4, 40, 9),
+            keep in 1usize..4,
+        ) {
+            let store = MemoryTreeStore::default();
+            let mut stale = Vec::new();
+            let mut states: Vec<(jmt::RootHash, BTreeMap<KeyHash, OwnedValue>)> = Vec::new();
+            let mut state = BTreeMap::new();
+            for (version, writes) in versions.into_iter().enumerate() {
+                let set: BTreeMap<KeyHash, OwnedValue> = writes.into_iter().collect();
+                let (root, update) =
+                    put_set(&store, set.clone().into_iter().collect(), version as Version)
+                        .unwrap();
+                store.write_node_batch(&update.nodes).unwrap();
+                stale.push(update.stale);
+                state.extend(set);
+                states.push((root, state.clone()));
+            }
+            let oldest_kept = states.len().saturating_sub(keep);
+            let stored_before = store.inner.read().unwrap().nodes.len();
+            let mut deleted = 0;
+            for key in stale[..=oldest_kept].iter().flatten() {
+                let removed = store.inner.write().unwrap().nodes.remove(key);
+                prop_assert!(removed.is_some(), "stale node {:?} listed twice or never stored", key);
+                deleted += 1;
+            }
+            prop_assert_eq!(store.inner.read().unwrap().nodes.len(), stored_before - deleted);
+
+            let mut reached = std::collections::BTreeSet::new();
+            for version in oldest_kept..states.len() {
+                prop_assert!(
+                    reachable(&store, version as Version, &mut reached).is_some(),
+                    "version {} lost a node", version
+                );
+            }
+            let stored: std::collections::BTreeSet<NodeKey> =
+                store.inner.read().unwrap().nodes.keys().cloned().collect();
+            prop_assert_eq!(stored, reached);
+
+            let reader = JellyfishMerkleTree::<_, StateHasher>::new(&store);
+            for (version, (root, state)) in states.iter().enumerate().skip(oldest_kept) {
+                for (k, v) in state {
+                    let (found, proof) = reader.get_with_proof(*k, version as Version).unwrap();
+                    prop_assert_eq!(found.as_ref(), Some(v));
+                    prop_assert!(proof.verify(*root, *k, Some(v)).is_ok());
+                }
+            }
+        }
 
         /// Version after version, including versions without changes and
         /// overwrites of existing keys, the batch insert and jmt's
@@ -328,7 +437,7 @@ pub(crate) mod tests {
                 let set: BTreeMap<KeyHash, OwnedValue> = writes.into_iter().collect();
                 let (root, batch) =
                     put_set(&batched, set.clone().into_iter().collect(), version).unwrap();
-                batched.write_node_batch(&batch.node_batch).unwrap();
+                batched.write_node_batch(&batch.nodes).unwrap();
                 let tree = JellyfishMerkleTree::<_, StateHasher>::new(&single);
                 let (expected, one_by_one) = tree
                     .put_value_set(set.iter().map(|(k, v)| (*k, Some(v.clone()))), version)

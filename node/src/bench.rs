@@ -342,6 +342,10 @@ pub struct GrowthRow {
     pub commit_ms: f64,
     /// Size of the data folder per credential, in bytes.
     pub disk_bytes_per_credential: f64,
+    /// The same once RocksDB has compacted every file (what pruned state
+    /// leaves in time, without the deleted nodes still waiting for a
+    /// compaction); on the last row only.
+    pub compacted_bytes_per_credential: Option<f64>,
 }
 
 impl GrowthRow {
@@ -355,18 +359,21 @@ impl GrowthRow {
 /// The node's work per block as the state grows: blocks of
 /// `block_commitments` anchors (transactions of 1 000) are built,
 /// re-executed and committed into a RocksDB store in `dir` exactly as the
-/// driver does, with certificates of `validators` demo validators, until
-/// `up_to` credentials; a row at each of `report_at`.
+/// driver does, keeping the last `keep_state_versions` state versions (0:
+/// all), with certificates of `validators` demo validators, until `up_to`
+/// credentials; a row at each of `report_at`.
 pub fn growth(
     dir: &Path,
     validators: usize,
     block_commitments: u64,
     up_to: u64,
+    keep_state_versions: u64,
     report_at: &[u64],
 ) -> Result<Vec<GrowthRow>, NodeError> {
     let setup = GrowthChain::new(dir, validators)?;
     let mut chain = Chain::open(
-        Store::open(&dir.join("data"), setup.genesis.hash())?,
+        Store::open(&dir.join("data"), setup.genesis.hash())?
+            .keep_state_versions(keep_state_versions),
         setup.genesis.clone(),
     )?;
     let mut rows = Vec::new();
@@ -424,9 +431,15 @@ pub fn growth(
                 execute_ms: window.2 / blocks,
                 commit_ms: window.3 / blocks,
                 disk_bytes_per_credential: folder_bytes(&dir.join("data")) as f64 / anchored as f64,
+                compacted_bytes_per_credential: None,
             });
             window = (0, 0.0, 0.0, 0.0);
         }
+    }
+    chain.store().compact()?;
+    if let Some(last) = rows.last_mut() {
+        last.compacted_bytes_per_credential =
+            Some(folder_bytes(&dir.join("data")) as f64 / anchored as f64);
     }
     Ok(rows)
 }
@@ -567,7 +580,7 @@ mod tests {
     #[test]
     fn growth_commits_blocks_and_reports_each_window() {
         let dir = tempfile::tempdir().unwrap();
-        let rows = growth(dir.path(), 4, 2_000, 6_000, &[2_000, 4_000]).unwrap();
+        let rows = growth(dir.path(), 4, 2_000, 6_000, 2, &[2_000, 4_000]).unwrap();
         let credentials: Vec<u64> = rows.iter().map(|r| r.credentials).collect();
         assert_eq!(credentials, [2_000, 4_000, 6_000]);
         for r in &rows {
@@ -578,6 +591,11 @@ mod tests {
             );
             assert!(r.disk_bytes_per_credential > 0.0, "{r:?}");
         }
+        let compacted: Vec<bool> = rows
+            .iter()
+            .map(|r| r.compacted_bytes_per_credential.is_some_and(|b| b > 0.0))
+            .collect();
+        assert_eq!(compacted, [false, false, true]);
         // The chain it wrote is a chain: three blocks, every credential in it.
         let genesis_hash = {
             let store = Store::open(&dir.path().join("data"), Hash([0; 32]));
@@ -588,6 +606,8 @@ mod tests {
         };
         let store = Store::open(&dir.path().join("data"), genesis_hash).unwrap();
         assert_eq!(store.committed_height().unwrap(), 3);
+        // Keeping two versions, it pruned the genesis and the first.
+        assert_eq!(store.oldest_state_version().unwrap(), 2);
     }
 
     #[test]

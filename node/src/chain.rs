@@ -17,12 +17,11 @@ use std::sync::Mutex;
 use cairn_anchoring::{
     Action, AnchoringError, AuthenticatedState, Block, BlockContext, BlockHeader, BlockOutcome,
     Commitment, CredentialRecord, EventProof, ProofBundle, SignedTransaction, StateKey, StateProof,
-    StateView, apply_block, genesis_state, transactions_root,
+    StateView, TreeUpdate, apply_block, genesis_state, transactions_root,
 };
 use cairn_consensus::{CommitCertificate, CompactCertificate, ValidatorSet, ValueId};
 use cairn_genesis::{GenesisDocument, Hash, PublicKey, Timestamp};
 use jmt::KeyHash;
-use jmt::storage::NodeBatch;
 
 use crate::NodeError;
 use crate::mempool::lock;
@@ -36,8 +35,8 @@ pub const MAX_CLOCK_DRIFT_MS: u64 = 10_000;
 pub struct Executed {
     /// The block.
     pub block: Block,
-    /// The state tree's new nodes for the block's height.
-    nodes: NodeBatch,
+    /// The state tree's new version for the block's height.
+    nodes: TreeUpdate,
     /// Number of commitments the block anchors.
     pub commitments: u64,
 }
@@ -169,7 +168,8 @@ impl Chain {
         let set = ValidatorSet::from_genesis(&genesis)?;
         let height = store.committed_height()?;
         let mut state = AuthenticatedState::new(store.tree(), None);
-        if state.root(0).is_err() {
+        // Pruning deletes version 0 in time: look for it before the first block only.
+        if height == 0 && state.root(0).is_err() {
             if height != 0 {
                 return Err(NodeError::Corrupt {
                     what: "state tree",
@@ -462,7 +462,7 @@ impl Chain {
         &self,
         height: u64,
         outcome: &BlockOutcome,
-    ) -> Result<(Hash, NodeBatch), NodeError> {
+    ) -> Result<(Hash, TreeUpdate), NodeError> {
         Ok(self.state.prepare(height, &outcome.changes)?)
     }
 

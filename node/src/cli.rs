@@ -101,6 +101,10 @@ pub enum BenchCommand {
         /// Credentials to grow the state to (a row at every power of ten).
         #[arg(long, default_value_t = 1_000_000)]
         up_to: u64,
+        /// State versions kept, as a node's `storage.keep_state_versions`
+        /// (0 keeps every version, as `prune_state = false`).
+        #[arg(long, default_value_t = 100)]
+        keep_state_versions: u64,
     },
 }
 

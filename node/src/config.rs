@@ -64,6 +64,17 @@ max_bytes = 268435456
 # refused at once (503 mempool_full) rather than checked against the ledger
 # for a block that is many blocks away.
 max_commitments = 100000
+
+[storage]
+# Delete the state tree's old versions as blocks commit. Blocks,
+# certificates, transactions and every license's history stay; what goes is
+# the tree nodes that only old versions use (each block rewrites the nodes
+# on its changed paths, and would otherwise keep the old ones forever).
+# Set to false to keep every version (an archive node).
+prune_state = true
+# With pruning, how many state versions to keep, the committed one included.
+# The node itself reads only the committed one.
+keep_state_versions = 100
 "#;
 
 /// `[node]`
@@ -130,6 +141,28 @@ pub struct MempoolSection {
     pub max_commitments: u64,
 }
 
+/// `[storage]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// Prune old state versions.
+    pub prune_state: bool,
+    /// State versions kept when pruning.
+    pub keep_state_versions: u64,
+}
+
+impl StorageSection {
+    /// State versions to keep: [`crate::store::Store::keep_state_versions`]'s
+    /// argument, 0 for every version.
+    pub fn kept_versions(&self) -> u64 {
+        if self.prune_state {
+            self.keep_state_versions
+        } else {
+            0
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -144,6 +177,8 @@ pub struct Config {
     pub consensus: ConsensusSection,
     /// `[mempool]`
     pub mempool: MempoolSection,
+    /// `[storage]`
+    pub storage: StorageSection,
 }
 
 impl Default for NodeSection {
@@ -198,6 +233,15 @@ impl Default for MempoolSection {
     }
 }
 
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            prune_state: true,
+            keep_state_versions: 100,
+        }
+    }
+}
+
 /// A config file is small; anything larger is a mistake.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
@@ -227,6 +271,10 @@ impl Config {
             ("mempool.max_txs", config.mempool.max_txs),
             ("mempool.max_bytes", config.mempool.max_bytes),
             ("mempool.max_commitments", config.mempool.max_commitments),
+            (
+                "storage.keep_state_versions",
+                config.storage.keep_state_versions,
+            ),
         ];
         if let Some((name, _)) = bounds.iter().find(|(_, value)| *value == 0) {
             return Err(NodeError::Config {
@@ -331,6 +379,7 @@ mod tests {
             ("mempool", "max_txs"),
             ("mempool", "max_bytes"),
             ("mempool", "max_commitments"),
+            ("storage", "keep_state_versions"),
         ] {
             let text = format!("[{section}]\n{key} = 0\n");
             let err = Config::parse(&text, Path::new("c.toml")).unwrap_err();
@@ -342,6 +391,15 @@ mod tests {
             let one = format!("[{section}]\n{key} = 1\n");
             assert!(Config::parse(&one, Path::new("c.toml")).is_ok(), "{one}");
         }
+    }
+
+    #[test]
+    fn an_archive_keeps_every_state_version() {
+        let pruning = Config::default();
+        assert_eq!(pruning.storage.kept_versions(), 100);
+        let archive =
+            Config::parse("[storage]\nprune_state = false\n", Path::new("c.toml")).unwrap();
+        assert_eq!(archive.storage.kept_versions(), 0);
     }
 
     #[test]

@@ -126,7 +126,8 @@ pub fn open(home: &Home) -> Result<(Config, GenesisDocument, KeyPair, Store, boo
             home.config().display()
         )));
     }
-    let store = Store::open(&home.data(), genesis.hash())?;
+    let store = Store::open(&home.data(), genesis.hash())?
+        .keep_state_versions(config.storage.kept_versions());
     let validator = is_validator && !config.node.observer;
     Ok((config, genesis, key, store, validator))
 }

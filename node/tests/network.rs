@@ -349,6 +349,19 @@ fn restarted_validators_continue_without_conflicting_votes() {
     }
     let top = (0..4).map(|i| net.height(i)).min().unwrap();
     same_blocks(&net, &[0, 1, 2, 3], top);
+    // Every node, restarted or not, pruned its state as it went: it keeps
+    // the last versions only, genesis long gone, and restarted on them.
+    for i in 0..4 {
+        let status = net.status(i).unwrap();
+        let (height, state) = (status["height"].as_u64().unwrap(), &status["state"]);
+        assert!(height > 2 * KEEP_STATE_VERSIONS, "{status}");
+        assert_eq!(state["kept_versions"], KEEP_STATE_VERSIONS, "{status}");
+        assert_eq!(
+            state["oldest_version"],
+            height + 1 - KEEP_STATE_VERSIONS,
+            "{status}"
+        );
+    }
     for i in 0..4 {
         assert_eq!(
             net.evidence_count(i),

@@ -207,13 +207,16 @@ fn demo_genesis() -> cairn_genesis::GenesisDocument {
 
 /// A data folder whose state tree is not the one its blocks name (another
 /// layout's, or damaged) is refused when the chain opens, by name; one
-/// whose tree matches gets past that check.
+/// whose tree matches gets past that check, also once pruning has deleted
+/// the genesis version.
 #[test]
 fn a_state_tree_other_than_the_blocks_is_refused() {
     let genesis = demo_genesis();
-    for honest in [false, true] {
+    for (honest, keep) in [(false, 0), (true, 0), (true, 1)] {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), genesis.hash()).unwrap();
+        let store = Store::open(dir.path(), genesis.hash())
+            .unwrap()
+            .keep_state_versions(keep);
         drop(cairn_node::chain::Chain::open(store.clone(), genesis.clone()).unwrap());
         let state = AuthenticatedState::new(store.tree(), Some(0));
         let (root, nodes) = state.prepare(1, &BTreeMap::new()).unwrap();
@@ -224,6 +227,8 @@ fn a_state_tree_other_than_the_blocks_is_refused() {
             transactions: vec![],
         };
         store.commit_block(&block, &certificate(1), &nodes).unwrap();
+        assert_eq!(store.oldest_state_version().unwrap(), keep);
+        assert_eq!(state.root(0).is_ok(), keep == 0);
         let err = match cairn_node::chain::Chain::open(store.clone(), genesis.clone()) {
             Err(e) => e,
             Ok(_) => panic!("a certificate without signatures was accepted"),

@@ -198,6 +198,13 @@ fn parse_hash(what: &str, text: &str) -> Result<Hash, ApiError> {
 async fn status(State(s): State<Arc<Shared>>) -> ApiResult {
     let chain = read(&s.chain);
     let height = chain.height();
+    let state = json!({
+        "oldest_version": chain.store().oldest_state_version()?,
+        "kept_versions": match chain.store().kept_state_versions() {
+            0 => Value::Null,
+            n => json!(n),
+        },
+    });
     let last = chain
         .last_header()
         .map(|h| json!({"hash": h.hash(), "time": h.time.to_rfc3339(), "height": h.height}));
@@ -230,6 +237,7 @@ async fn status(State(s): State<Arc<Shared>>) -> ApiResult {
         "syncing": peer_height > height + 1,
         "peer_height": peer_height,
         "mempool": {"transactions": pending, "bytes": bytes},
+        "state": state,
         "validators": validators,
     }))
 }

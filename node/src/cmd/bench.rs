@@ -44,7 +44,8 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             validators,
             block,
             up_to,
-        } => growth(validators, block, up_to)?,
+            keep_state_versions,
+        } => growth(validators, block, up_to, keep_state_versions)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -528,15 +529,21 @@ impl Connection {
 }
 
 /// The per-block work of a node as the state grows, one row per power of ten.
-fn growth(validators: usize, block: u64, up_to: u64) -> anyhow::Result<()> {
+fn growth(validators: usize, block: u64, up_to: u64, keep: u64) -> anyhow::Result<()> {
     anyhow::ensure!(block >= 1_000, "--block must be at least 1 000");
     let dir = tempdir("growth")?;
     let report_at: Vec<u64> = (4..=12)
         .map(|e| 10u64.pow(e))
         .filter(|&n| n <= up_to)
         .collect();
-    eprintln!("growing a {validators}-validator chain to {up_to} credentials, {block} per block …");
-    let rows = cairn_node::bench::growth(dir.path(), validators, block, up_to, &report_at)?;
+    let kept = match keep {
+        0 => "every state version kept".to_string(),
+        n => format!("the last {n} state versions kept"),
+    };
+    eprintln!(
+        "growing a {validators}-validator chain to {up_to} credentials, {block} per block, {kept} …"
+    );
+    let rows = cairn_node::bench::growth(dir.path(), validators, block, up_to, keep, &report_at)?;
     println!(
         "| credentials | blocks | build / block | re-execute / block | commit / block | one validator's rate | disk per credential |\n|---|---|---|---|---|---|---|"
     );
@@ -551,6 +558,9 @@ fn growth(validators: usize, block: u64, up_to: u64) -> anyhow::Result<()> {
             thousands(r.validator_rate(block)),
             r.disk_bytes_per_credential
         );
+        if let Some(compacted) = r.compacted_bytes_per_credential {
+            println!("\nafter compacting every file: {compacted:.0} bytes per credential");
+        }
     }
     Ok(())
 }

@@ -3,11 +3,12 @@
 //!
 //! | column family | key | value |
 //! |---|---|---|
-//! | `meta` | name | the genesis hash, the committed height, the state key layout |
+//! | `meta` | name | the genesis hash, the committed height, the state key layout, the oldest complete state version |
 //! | `blocks` | height (8 bytes, big-endian) | `Block` (borsh) |
 //! | `certificates` | height | `CommitCertificate` |
 //! | `tree_nodes` | version (big-endian) ‖ path length ‖ path nibbles, two to a byte | jmt `Node` (borsh) |
 //! | `tree_values` | key hash ‖ version (big-endian) | `Option<value>` (borsh) |
+//! | `stale_nodes` | version | the `tree_nodes` keys of the nodes that version stopped using (borsh) |
 //! | `tx_index` | transaction id | height ‖ index in the block |
 //! | `wal` | sequence number | `WalEntry` (borsh) |
 //! | `evidence` | digest of the evidence | `Evidence` (borsh) |
@@ -19,6 +20,12 @@
 //! batch ([`Store::commit_block`]): after a crash the node holds all of it
 //! or none of it, and application state never runs ahead of the committed
 //! height.
+//!
+//! Old state versions are pruned as blocks commit
+//! ([`Store::keep_state_versions`]): the write that commits height `h` also
+//! deletes the nodes that only versions before `h + 1 - keep` use, as
+//! listed in `stale_nodes`. Blocks, certificates and indexes are never
+//! pruned, nor the values of `tree_values` (most keys are written once).
 //!
 //! The meta family records the layout of the state's keys
 //! (`cairn_anchoring::STATE_KEY_LAYOUT`: where `StateKey::hash` puts each
@@ -32,10 +39,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use cairn_anchoring::{Block, STATE_KEY_LAYOUT};
+use cairn_anchoring::{Block, STATE_KEY_LAYOUT, TreeUpdate};
 use cairn_consensus::{CommitCertificate, Evidence};
 use cairn_genesis::Hash;
-use jmt::storage::NodeBatch;
 use rocksdb::{
     BlockBasedOptions, ColumnFamilyDescriptor, DB, Env, Options, SliceTransform, WriteBatch,
     WriteOptions,
@@ -57,7 +63,8 @@ pub(crate) const WAL: &str = "wal";
 pub(crate) const EVIDENCE: &str = "evidence";
 pub(crate) const ISSUER_EVENTS: &str = "issuer_events";
 pub(crate) const PROPOSALS: &str = "proposals";
-const FAMILIES: [&str; 10] = [
+pub(crate) const STALE_NODES: &str = "stale_nodes";
+const FAMILIES: [&str; 11] = [
     META,
     BLOCKS,
     CERTIFICATES,
@@ -68,11 +75,18 @@ const FAMILIES: [&str; 10] = [
     EVIDENCE,
     ISSUER_EVENTS,
     PROPOSALS,
+    STALE_NODES,
 ];
 
 const GENESIS_KEY: &[u8] = b"genesis";
 const HEIGHT_KEY: &[u8] = b"committed_height";
 const LAYOUT_KEY: &[u8] = b"state_key_layout";
+const PRUNED_KEY: &[u8] = b"state_pruned_through";
+
+/// Most versions whose stale nodes one commit deletes: a backlog (after
+/// pruning is turned on, or the window shrunk) drains a few versions a
+/// block instead of stalling one commit.
+const PRUNE_VERSIONS_PER_COMMIT: u64 = 8;
 
 /// The data folder.
 #[derive(Clone)]
@@ -80,6 +94,8 @@ pub struct Store {
     db: Arc<DB>,
     /// The state tree's top levels as last committed.
     top_nodes: Arc<TopNodes>,
+    /// State versions kept, the committed one included; 0 keeps them all.
+    keep_state_versions: u64,
 }
 
 fn issuer_event_key(issuer: &str, height: u64, index: u32) -> Vec<u8> {
@@ -162,6 +178,7 @@ impl Store {
         let store = Store {
             db: Arc::new(db),
             top_nodes: Arc::new(TopNodes::new()),
+            keep_state_versions: 0,
         };
         match store.get(META, GENESIS_KEY)? {
             Some(bytes) => {
@@ -194,6 +211,54 @@ impl Store {
         Ok(store)
     }
 
+    /// Keeps the state tree's last `keep` versions (the committed one
+    /// included) and prunes older ones as blocks commit; 0 keeps every
+    /// version. A version is pruned by deleting the nodes no later version
+    /// uses: reading it afterwards fails, later versions read as before.
+    pub fn keep_state_versions(mut self, keep: u64) -> Store {
+        self.keep_state_versions = keep;
+        self
+    }
+
+    /// State versions kept, the committed one included; 0 if every one is.
+    pub fn kept_state_versions(&self) -> u64 {
+        self.keep_state_versions
+    }
+
+    /// The oldest state version whose every node is still stored: versions
+    /// from it to the committed height can be read and proven.
+    pub fn oldest_state_version(&self) -> Result<u64, NodeError> {
+        self.read_u64(PRUNED_KEY, "oldest state version")
+            .map(|found| found.unwrap_or(0))
+    }
+
+    fn read_u64(&self, key: &[u8], what: &'static str) -> Result<Option<u64>, NodeError> {
+        self.get(META, key)?
+            .map(|bytes| {
+                let array: [u8; 8] =
+                    bytes
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| NodeError::Corrupt {
+                            what,
+                            reason: "not 8 bytes".into(),
+                        })?;
+                Ok(u64::from_be_bytes(array))
+            })
+            .transpose()
+    }
+
+    /// Compacts every column family now, reclaiming the space of deleted
+    /// entries (pruned state) instead of when RocksDB's own compactions
+    /// reach them. Takes as long as rewriting the folder.
+    pub fn compact(&self) -> Result<(), NodeError> {
+        for name in FAMILIES {
+            self.db
+                .compact_range_cf(self.cf(name)?, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
+    }
+
     pub(crate) fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, NodeError> {
         self.db
             .cf_handle(name)
@@ -218,18 +283,11 @@ impl Store {
 
     /// The height of the last committed block (0 before the first).
     pub fn committed_height(&self) -> Result<u64, NodeError> {
-        let bytes = self.get(META, HEIGHT_KEY)?.ok_or(NodeError::Corrupt {
-            what: "committed height",
-            reason: "missing".into(),
-        })?;
-        let array: [u8; 8] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| NodeError::Corrupt {
+        self.read_u64(HEIGHT_KEY, "committed height")?
+            .ok_or(NodeError::Corrupt {
                 what: "committed height",
-                reason: "not 8 bytes".into(),
-            })?;
-        Ok(u64::from_be_bytes(array))
+                reason: "missing".into(),
+            })
     }
 
     /// The committed block at `height`.
@@ -259,13 +317,15 @@ impl Store {
     }
 
     /// Commits a decided block atomically with its certificate, the state
-    /// tree's new nodes (`tree`), the transaction index and the new height,
-    /// in one synced write. The block must be the next height.
+    /// tree's new version (`tree`), the transaction index and the new
+    /// height, in one synced write, which also prunes the versions that
+    /// fell out of [`Store::keep_state_versions`]. The block must be the
+    /// next height.
     pub fn commit_block(
         &self,
         block: &Block,
         certificate: &CommitCertificate,
-        tree: &NodeBatch,
+        tree: &TreeUpdate,
     ) -> Result<(), NodeError> {
         let height = block.header.height;
         let committed = self.committed_height()?;
@@ -289,7 +349,14 @@ impl Store {
                 id.0,
             );
         }
-        tree::add_to_batch(self, &mut batch, tree)?;
+        tree::add_to_batch(self, &mut batch, &tree.nodes)?;
+        if !self.prune(&mut batch, height, &tree.stale)? {
+            batch.put_cf(
+                self.cf(STALE_NODES)?,
+                height.to_be_bytes(),
+                tree::encode_stale(&tree.stale),
+            );
+        }
         // Proposals of this height are settled.
         batch.delete_range_cf(
             self.cf(PROPOSALS)?,
@@ -298,8 +365,55 @@ impl Store {
         );
         batch.put_cf(self.cf(META)?, HEIGHT_KEY, height.to_be_bytes());
         self.db.write_opt(batch, &synced())?;
-        self.top_nodes.written(tree);
+        self.top_nodes.written(&tree.nodes);
         Ok(())
+    }
+
+    /// Adds to `batch`, which commits `height` (whose version made `stale`
+    /// stale), the deletion of the nodes only versions older than the kept
+    /// ones use: those that versions up to the oldest kept one made stale,
+    /// a few versions at a time. True if that includes `height`'s own
+    /// (when only one version is kept).
+    fn prune(
+        &self,
+        batch: &mut WriteBatch,
+        height: u64,
+        stale: &[jmt::storage::NodeKey],
+    ) -> Result<bool, NodeError> {
+        if self.keep_state_versions == 0 {
+            return Ok(false);
+        }
+        let oldest_kept = (height + 1).saturating_sub(self.keep_state_versions);
+        let pruned = self.oldest_state_version()?;
+        if oldest_kept <= pruned {
+            return Ok(false);
+        }
+        let through = oldest_kept.min(pruned + PRUNE_VERSIONS_PER_COMMIT);
+        let (from, to) = ((pruned + 1).to_be_bytes(), (through + 1).to_be_bytes());
+        let stale_cf = self.cf(STALE_NODES)?;
+        let mut options = rocksdb::ReadOptions::default();
+        options.set_iterate_upper_bound(to);
+        let nodes = self.cf(TREE_NODES)?;
+        let iter = self.db.iterator_cf_opt(
+            stale_cf,
+            options,
+            rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (_, keys) = item?;
+            for key in tree::decode_stale(&keys)? {
+                batch.delete_cf(nodes, key);
+            }
+        }
+        batch.delete_range_cf(stale_cf, from, to);
+        let own = through == height;
+        if own {
+            for key in stale {
+                batch.delete_cf(nodes, tree::node_key(key));
+            }
+        }
+        batch.put_cf(self.cf(META)?, PRUNED_KEY, through.to_be_bytes());
+        Ok(own)
     }
 
     /// Keeps a block proposed at a height not yet committed, so that a
@@ -415,6 +529,183 @@ impl Store {
 #[allow(clippy::unwrap_used)] // test code: a panic is the failure report
 mod tests {
     use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use cairn_anchoring::{AuthenticatedState, BlockHeader, StateKey, transactions_root};
+    use cairn_genesis::{PublicKey, Timestamp};
+    use jmt::storage::{Node, NodeKey, TreeReader};
+
+    const CHAIN: Hash = Hash([4; 32]);
+
+    fn empty_block(height: u64, state_root: Hash) -> (Block, CommitCertificate) {
+        let header = BlockHeader {
+            chain: CHAIN,
+            height,
+            time: Timestamp(1_000 * height),
+            previous: Hash([0; 32]),
+            transactions_root: transactions_root(&[]),
+            transaction_count: 0,
+            state_root,
+            validator_set: Hash([0; 32]),
+            proposer: PublicKey([0; 32]),
+        };
+        let certificate = CommitCertificate {
+            chain: CHAIN,
+            height: cairn_consensus::Height(height),
+            round: cairn_consensus::Round(0),
+            value: header.value_id(),
+            signatures: vec![],
+        };
+        let block = Block {
+            header,
+            transactions: vec![],
+        };
+        (block, certificate)
+    }
+
+    /// A chain's state, version by version: what each version holds, and its root.
+    struct History {
+        states: Vec<(Hash, BTreeMap<StateKey, Vec<u8>>)>,
+    }
+
+    impl History {
+        /// Commits heights up to `to`: each overwrites one of five issuers and
+        /// adds a new one, every fourth changes nothing.
+        fn extend(&mut self, store: &Store, to: u64) {
+            let mut state =
+                AuthenticatedState::new(store.tree(), Some(self.states.len() as u64 - 1));
+            for height in self.states.len() as u64..=to {
+                let changes: BTreeMap<StateKey, Vec<u8>> = if height % 4 == 0 {
+                    BTreeMap::new()
+                } else {
+                    [
+                        (
+                            StateKey::Issuer(format!("i{}", height % 5)),
+                            vec![height as u8],
+                        ),
+                        (StateKey::Issuer(format!("new{height}")), vec![1]),
+                    ]
+                    .into()
+                };
+                let (root, update) = state.prepare(height, &changes).unwrap();
+                let (block, certificate) = empty_block(height, root);
+                store.commit_block(&block, &certificate, &update).unwrap();
+                state.mark_written(height);
+                let mut values = self.states.last().unwrap().1.clone();
+                values.extend(changes);
+                self.states.push((root, values));
+            }
+        }
+
+        fn start(store: &Store) -> History {
+            let mut state = AuthenticatedState::new(store.tree(), None);
+            let genesis: BTreeMap<StateKey, Vec<u8>> =
+                [(StateKey::Issuer("genesis".into()), vec![0])].into();
+            let root = state.commit(0, &genesis).unwrap();
+            History {
+                states: vec![(root, genesis)],
+            }
+        }
+
+        /// Versions from `oldest` on read and prove every key; older ones
+        /// have lost their root; the stored nodes are exactly those the kept
+        /// versions reach.
+        fn check(&self, store: &Store, oldest: u64) {
+            assert_eq!(store.oldest_state_version().unwrap(), oldest);
+            let latest = self.states.len() as u64 - 1;
+            let state = AuthenticatedState::new(store.tree(), Some(latest));
+            for version in 0..oldest {
+                assert!(state.root(version).is_err(), "version {version} was kept");
+            }
+            let tree = store.tree();
+            let mut reached = BTreeSet::new();
+            for version in oldest..=latest {
+                let (root, values) = &self.states[version as usize];
+                assert_eq!(state.root(version).unwrap(), *root);
+                for (key, value) in values {
+                    let (found, proof) = state.prove(key, version).unwrap();
+                    assert_eq!(found.as_ref(), Some(value), "{key:?} at {version}");
+                    proof.verify(*root, key, Some(value)).unwrap();
+                }
+                let mut pending = vec![NodeKey::new(version, std::iter::empty().collect())];
+                while let Some(key) = pending.pop() {
+                    let node = tree.get_node_option(&key).unwrap().unwrap();
+                    if let Node::Internal(internal) = node {
+                        for (nibble, child) in internal.children_sorted() {
+                            let path = key.nibble_path().nibbles().chain([nibble]).collect();
+                            pending.push(NodeKey::new(child.version, path));
+                        }
+                    }
+                    reached.insert(tree::node_key(&key));
+                }
+            }
+            let stored: BTreeSet<Vec<u8>> = store
+                .db
+                .iterator_cf(store.cf(TREE_NODES).unwrap(), rocksdb::IteratorMode::Start)
+                .map(|item| item.unwrap().0.to_vec())
+                .collect();
+            assert_eq!(
+                stored, reached,
+                "stored nodes other than the kept versions'"
+            );
+        }
+    }
+
+    /// Pruning as blocks commit keeps the last versions whole and deletes
+    /// every node only older versions used; the point it reached survives a
+    /// restart; an archive folder that turns pruning on drains its backlog
+    /// a few versions a block.
+    #[test]
+    fn pruning_keeps_the_last_versions_whole_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), CHAIN)
+            .unwrap()
+            .keep_state_versions(3);
+        let mut history = History::start(&store);
+        history.extend(&store, 12);
+        history.check(&store, 10);
+        drop(store);
+
+        // Reopened as an archive: nothing more is pruned, stale lists pile up.
+        let store = Store::open(dir.path(), CHAIN).unwrap();
+        history.extend(&store, 40);
+        assert_eq!(store.oldest_state_version().unwrap(), 10);
+        drop(store);
+
+        // Back to pruning, keeping 2: the 30 versions behind go 8 a block.
+        let store = Store::open(dir.path(), CHAIN)
+            .unwrap()
+            .keep_state_versions(2);
+        for (height, oldest) in [(41, 18), (42, 26), (43, 34), (44, 42)] {
+            history.extend(&store, height);
+            assert_eq!(store.oldest_state_version().unwrap(), oldest);
+        }
+        history.check(&store, 42);
+        history.extend(&store, 45);
+        history.check(&store, 44);
+        let pending: Vec<_> = store
+            .db
+            .iterator_cf(store.cf(STALE_NODES).unwrap(), rocksdb::IteratorMode::Start)
+            .map(|item| u64::from_be_bytes(item.unwrap().0.as_ref().try_into().unwrap()))
+            .collect();
+        assert_eq!(pending, [45], "stale lists of pruned versions remain");
+        drop(store);
+
+        // Keeping only the committed version, each commit prunes its own
+        // stale nodes as well.
+        let store = Store::open(dir.path(), CHAIN)
+            .unwrap()
+            .keep_state_versions(1);
+        history.extend(&store, 47);
+        history.check(&store, 47);
+        assert_eq!(
+            store
+                .db
+                .iterator_cf(store.cf(STALE_NODES).unwrap(), rocksdb::IteratorMode::Start)
+                .count(),
+            0
+        );
+    }
 
     #[test]
     fn a_data_folder_of_another_key_layout_is_refused() {

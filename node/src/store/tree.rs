@@ -28,7 +28,7 @@ fn value_key(key_hash: &KeyHash, version: Version) -> [u8; 40] {
 /// overlap its old ones (compaction moves them down instead of merging
 /// them in), then the path's length in nibbles and the nibbles, two to a
 /// byte. Part of the data folder's key layout (`STATE_KEY_LAYOUT`).
-fn node_key(key: &NodeKey) -> Vec<u8> {
+pub(crate) fn node_key(key: &NodeKey) -> Vec<u8> {
     let path = key.nibble_path();
     let nibbles = path.num_nibbles();
     let mut out = Vec::with_capacity(9 + nibbles.div_ceil(2));
@@ -45,6 +45,18 @@ fn node_key(key: &NodeKey) -> Vec<u8> {
         out.push(high << 4 | low);
     }
     out
+}
+
+/// A version's stale node keys, as `stale_nodes` holds them: each key of
+/// [`node_key`], length first.
+pub(crate) fn encode_stale(stale: &[NodeKey]) -> Vec<u8> {
+    let keys: Vec<Vec<u8>> = stale.iter().map(node_key).collect();
+    encode(&keys)
+}
+
+/// The `tree_nodes` keys of [`encode_stale`].
+pub(crate) fn decode_stale(bytes: &[u8]) -> Result<Vec<Vec<u8>>, NodeError> {
+    decode("stale state tree nodes", bytes)
 }
 
 /// Depth, in nibbles, of the top of the state tree kept in memory.

@@ -109,7 +109,11 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
-/// The config.toml of a test node: fast idle blocks, fixed ports.
+/// State versions a test node keeps: few, so that every test runs on pruned state.
+pub const KEEP_STATE_VERSIONS: u64 = 4;
+
+/// The config.toml of a test node: fast idle blocks, fixed ports, state
+/// pruned to [`KEEP_STATE_VERSIONS`].
 fn config(p2p: u16, api: u16, observer: bool, observers: &[String], peers: &[String]) -> String {
     let quote = |v: &[String]| {
         v.iter()
@@ -121,7 +125,8 @@ fn config(p2p: u16, api: u16, observer: bool, observers: &[String], peers: &[Str
         "[node]\nlog_level = \"info,cairn_node=debug\"\nobserver = {observer}\n\n\
          [network]\nlisten = \"/ip4/127.0.0.1/tcp/{p2p}\"\npeers = [{}]\nobservers = [{}]\n\n\
          [api]\nlisten = \"127.0.0.1:{api}\"\nmax_body_bytes = 1048576\n\n\
-         [consensus]\nidle_block_interval_ms = 100\nrebroadcast_interval_ms = 500\n",
+         [consensus]\nidle_block_interval_ms = 100\nrebroadcast_interval_ms = 500\n\n\
+         [storage]\nkeep_state_versions = {KEEP_STATE_VERSIONS}\n",
         quote(peers),
         quote(observers),
     )
