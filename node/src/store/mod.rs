@@ -83,6 +83,10 @@ const HEIGHT_KEY: &[u8] = b"committed_height";
 const LAYOUT_KEY: &[u8] = b"state_key_layout";
 const PRUNED_KEY: &[u8] = b"state_pruned_through";
 
+/// RocksDB's write-ahead log files kept at most, in bytes, about forty
+/// full blocks' writes (see [`Store::open`]).
+const MAX_TOTAL_LOG_BYTES: u64 = 256 << 20;
+
 /// Most versions whose stale nodes one commit deletes: a backlog (after
 /// pruning is turned on, or the window shrunk) drains a few versions a
 /// block instead of stalling one commit.
@@ -167,6 +171,12 @@ impl Store {
         options.create_missing_column_families(true);
         // Flushes and compactions yield the CPU to consensus and the API:
         // their work can wait seconds, a vote or a query should not.
+        // The log is kept until every family's memtable that it holds has
+        // flushed; families written a little each block (blocks,
+        // certificates, indexes) fill theirs slowly and would pin gigabytes
+        // of log on disk, all replayed at the next start. Past this size,
+        // RocksDB flushes the families that hold the oldest log file.
+        options.set_max_total_wal_size(MAX_TOTAL_LOG_BYTES);
         let mut env = Env::new()?;
         env.lower_thread_pool_cpu_priority();
         env.lower_high_priority_thread_pool_cpu_priority();
