@@ -133,6 +133,9 @@ pub struct NetworkBench {
     /// it proposes); the configuration's default if not given.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub block_commitments: Option<u64>,
+    /// Each node's `storage.keep_state_versions`; the default (100) if not given.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_state_versions: Option<u64>,
 }
 
 /// `cairn credential …`

@@ -662,10 +662,15 @@ impl Driver {
     ) -> Result<Vec<Effect>, NodeError> {
         let height = executed.block.header.height;
         let txs = executed.block.transactions.len();
-        write(&self.shared.chain).commit(&executed, &certificate)?;
+        let oldest = {
+            let mut chain = write(&self.shared.chain);
+            chain.commit(&executed, &certificate)?;
+            chain.store().oldest_state_version()?
+        };
         let now = Instant::now();
         let metrics = &self.shared.metrics;
         set(&metrics.height, height);
+        set(&metrics.oldest_state_version, oldest);
         set(
             &metrics.block_interval_ms,
             now.duration_since(self.last_commit).as_millis() as u64,

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub refused_transactions: AtomicU64,
     /// Blocks committed from block sync.
     pub synced_blocks: AtomicU64,
+    /// The oldest state version kept.
+    pub oldest_state_version: AtomicU64,
 }
 
 fn get(a: &AtomicU64) -> u64 {
@@ -52,7 +54,7 @@ impl Metrics {
     pub fn render(&self, mempool_txs: usize, mempool_bytes: usize) -> String {
         let height = get(&self.height);
         let lag = get(&self.peer_height).saturating_sub(height);
-        let rows: [(&str, &str, &str, u64); 12] = [
+        let rows: [(&str, &str, &str, u64); 13] = [
             ("cairn_height", "gauge", "Committed block height.", height),
             (
                 "cairn_round",
@@ -114,6 +116,12 @@ impl Metrics {
                 "counter",
                 "Blocks committed from block sync.",
                 get(&self.synced_blocks),
+            ),
+            (
+                "cairn_state_oldest_version",
+                "gauge",
+                "Oldest state tree version kept; older ones are pruned.",
+                get(&self.oldest_state_version),
             ),
         ];
         let mut out = String::new();

@@ -217,10 +217,14 @@ pub async fn run(
         peer_id: network.peer_id.to_string(),
         validator,
     });
-    crate::metrics::set(
-        &shared.metrics.height,
-        crate::mempool::read(&shared.chain).height(),
-    );
+    {
+        let chain = crate::mempool::read(&shared.chain);
+        crate::metrics::set(&shared.metrics.height, chain.height());
+        crate::metrics::set(
+            &shared.metrics.oldest_state_version,
+            chain.store().oldest_state_version()?,
+        );
+    }
 
     let (driver, first) = Driver::start(shared.clone(), signer, wal, idle)?;
     let driver = tokio::spawn(driver.run(first, event_rx, shutdown.clone()));

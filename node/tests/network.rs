@@ -361,6 +361,13 @@ fn restarted_validators_continue_without_conflicting_votes() {
             height + 1 - KEEP_STATE_VERSIONS,
             "{status}"
         );
+        let metrics = agent_text(&format!("{}/metrics", net.api(i)));
+        let oldest: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("cairn_state_oldest_version "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no oldest state version in\n{metrics}"));
+        assert!(oldest > KEEP_STATE_VERSIONS, "{metrics}");
     }
     for i in 0..4 {
         assert_eq!(

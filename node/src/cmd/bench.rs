@@ -84,11 +84,13 @@ struct Bench {
 
 impl Bench {
     /// Starts the devnet; `block_commitments` replaces each node's
-    /// `max_block_commitments` when given.
+    /// `max_block_commitments`, and `keep_state_versions` its
+    /// `storage.keep_state_versions`, when given.
     fn start(
         validators: usize,
         idle_ms: u64,
         block_commitments: Option<u64>,
+        keep_state_versions: Option<u64>,
     ) -> anyhow::Result<Bench> {
         let dir = tempdir("net")?;
         let layout = Layout::new(dir.path().join("devnet"));
@@ -107,7 +109,13 @@ impl Bench {
             if let Some(n) = block_commitments {
                 consensus.push_str(&format!("\nmax_block_commitments = {n}"));
             }
-            let text = text.replace(idle, &consensus);
+            let mut text = text.replace(idle, &consensus);
+            if let Some(n) = keep_state_versions {
+                if text.contains("[storage]") {
+                    bail!("{} has a [storage] section already", path.display());
+                }
+                text.push_str(&format!("\n[storage]\nkeep_state_versions = {n}\n"));
+            }
             std::fs::write(&path, text)?;
         }
         let mut sup = Supervisor::new(layout.clone(), me)?;
@@ -214,7 +222,12 @@ fn network(o: &NetworkBench) -> anyhow::Result<NetworkReport> {
         "starting {} validators on 127.0.0.1 (release build recommended) …",
         o.validators
     );
-    let bench = Bench::start(o.validators, 1000, o.block_commitments)?;
+    let bench = Bench::start(
+        o.validators,
+        1000,
+        o.block_commitments,
+        o.keep_state_versions,
+    )?;
     let before: Vec<Option<(f64, u64)>> = (0..o.validators)
         .map(|i| bench.sup.pid(i).and_then(process_usage))
         .collect();
@@ -253,6 +266,9 @@ fn network(o: &NetworkBench) -> anyhow::Result<NetworkReport> {
             o.block_commitments
                 .map(|n| format!(", blocks of at most {n} commitments"))
                 .unwrap_or_default()
+                + &o.keep_state_versions
+                    .map(|n| format!(", {n} state versions kept"))
+                    .unwrap_or_default()
         ),
         load: report,
         nodes,
@@ -263,7 +279,7 @@ fn network(o: &NetworkBench) -> anyhow::Result<NetworkReport> {
 /// Bundle queries on one node from `clients` concurrent clients.
 fn serve(duration: Duration, clients: usize, credentials: usize) -> anyhow::Result<()> {
     eprintln!("starting 4 validators and anchoring {credentials} credentials …");
-    let bench = Bench::start(4, 1000, None)?;
+    let bench = Bench::start(4, 1000, None, None)?;
     let genesis = GenesisDocument::load_valid(&bench.layout.genesis())?;
     let key = KeyPair::load(&bench.layout.police_key(0))?;
     let commitments: Vec<Commitment> = (0..credentials as u64)
@@ -573,7 +589,7 @@ fn growth(validators: usize, block: u64, up_to: u64, keep: u64) -> anyhow::Resul
 /// signed before, and follows once it has caught up.
 fn sync(blocks: u64) -> anyhow::Result<()> {
     eprintln!("starting 4 validators with 10 ms idle blocks …");
-    let mut bench = Bench::start(4, 10, None)?;
+    let mut bench = Bench::start(4, 10, None, None)?;
     let start = Instant::now();
     eprintln!("waiting for height {blocks} …");
     bench.wait_height(0, blocks, Duration::from_secs(3_600))?;
