@@ -399,23 +399,20 @@ impl Store {
             return Ok(false);
         }
         let through = oldest_kept.min(pruned + PRUNE_VERSIONS_PER_COMMIT);
-        let (from, to) = ((pruned + 1).to_be_bytes(), (through + 1).to_be_bytes());
+        // Point reads and point deletions, a version at a time: a range
+        // deletion per commit would pile up range tombstones that every
+        // later read of the family has to go through.
         let stale_cf = self.cf(STALE_NODES)?;
-        let mut options = rocksdb::ReadOptions::default();
-        options.set_iterate_upper_bound(to);
         let nodes = self.cf(TREE_NODES)?;
-        let iter = self.db.iterator_cf_opt(
-            stale_cf,
-            options,
-            rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward),
-        );
-        for item in iter {
-            let (_, keys) = item?;
-            for key in tree::decode_stale(&keys)? {
-                batch.delete_cf(nodes, key);
+        for version in pruned + 1..=through.min(height - 1) {
+            let key = version.to_be_bytes();
+            if let Some(keys) = self.db.get_pinned_cf(stale_cf, key)? {
+                for node in tree::decode_stale(&keys)? {
+                    batch.delete_cf(nodes, node);
+                }
+                batch.delete_cf(stale_cf, key);
             }
         }
-        batch.delete_range_cf(stale_cf, from, to);
         let own = through == height;
         if own {
             for key in stale {
