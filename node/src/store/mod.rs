@@ -398,13 +398,17 @@ impl Store {
         if oldest_kept <= pruned {
             return Ok(false);
         }
-        let through = oldest_kept.min(pruned + PRUNE_VERSIONS_PER_COMMIT);
+        // Versions committed before stale lists were kept (by an older
+        // release) have none, and nothing of theirs can be deleted: the
+        // budget starts at the first version that has a list.
+        let stale_cf = self.cf(STALE_NODES)?;
+        let from = self.first_stale_list(pruned + 1, height)?.unwrap_or(height);
+        let through = oldest_kept.min(from - 1 + PRUNE_VERSIONS_PER_COMMIT);
         // Point reads and point deletions, a version at a time: a range
         // deletion per commit would pile up range tombstones that every
         // later read of the family has to go through.
-        let stale_cf = self.cf(STALE_NODES)?;
         let nodes = self.cf(TREE_NODES)?;
-        for version in pruned + 1..=through.min(height - 1) {
+        for version in from..=through.min(height - 1) {
             let key = version.to_be_bytes();
             if let Some(keys) = self.db.get_pinned_cf(stale_cf, key)? {
                 for node in tree::decode_stale(&keys)? {
@@ -421,6 +425,28 @@ impl Store {
         }
         batch.put_cf(self.cf(META)?, PRUNED_KEY, through.to_be_bytes());
         Ok(own)
+    }
+
+    /// The first version from `from` and below `below` with a stale list.
+    /// Lists before `from` are deleted already; the seek starts past them.
+    fn first_stale_list(&self, from: u64, below: u64) -> Result<Option<u64>, NodeError> {
+        let mut options = rocksdb::ReadOptions::default();
+        options.set_iterate_upper_bound(below.to_be_bytes());
+        let mut iter = self.db.raw_iterator_cf_opt(self.cf(STALE_NODES)?, options);
+        iter.seek(from.to_be_bytes());
+        match iter.key() {
+            Some(key) => {
+                let array: [u8; 8] = key.try_into().map_err(|_| NodeError::Corrupt {
+                    what: "stale list key",
+                    reason: "not 8 bytes".into(),
+                })?;
+                Ok(Some(u64::from_be_bytes(array)))
+            }
+            None => {
+                iter.status()?;
+                Ok(None)
+            }
+        }
     }
 
     /// Keeps a block proposed at a height not yet committed, so that a
@@ -697,6 +723,26 @@ mod tests {
             .collect();
         assert_eq!(pending, [45], "stale lists of pruned versions remain");
         drop(store);
+
+        // A folder from before stale lists were kept: pruning skips the
+        // versions without a list instead of spending commits on them.
+        let legacy = tempfile::tempdir().unwrap();
+        let old = Store::open(legacy.path(), CHAIN).unwrap();
+        let mut old_history = History::start(&old);
+        old_history.extend(&old, 40);
+        let stale = old.cf(STALE_NODES).unwrap();
+        for version in 1..=30u64 {
+            old.db.delete_cf(stale, version.to_be_bytes()).unwrap();
+        }
+        drop(old);
+        let old = Store::open(legacy.path(), CHAIN)
+            .unwrap()
+            .keep_state_versions(2);
+        for (height, oldest) in [(41, 38), (42, 41), (43, 42)] {
+            old_history.extend(&old, height);
+            assert_eq!(old.oldest_state_version().unwrap(), oldest);
+        }
+        drop(old);
 
         // Keeping only the committed version, each commit prunes its own
         // stale nodes as well.
