@@ -25,7 +25,9 @@
 //! ([`Store::keep_state_versions`]): the write that commits height `h` also
 //! deletes the nodes that only versions before `h + 1 - keep` use, as
 //! listed in `stale_nodes`. Blocks, certificates and indexes are never
-//! pruned, nor the values of `tree_values` (most keys are written once).
+//! pruned, nor the values of `tree_values` (most keys are written once),
+//! nor the nodes of versions committed before stale lists were kept (a
+//! folder of an older release: it has no list for them).
 //!
 //! The meta family records the layout of the state's keys
 //! (`cairn_anchoring::STATE_KEY_LAYOUT`: where `StateKey::hash` puts each
@@ -402,7 +404,16 @@ impl Store {
         // release) have none, and nothing of theirs can be deleted: the
         // budget starts at the first version that has a list.
         let stale_cf = self.cf(STALE_NODES)?;
-        let from = self.first_stale_list(pruned + 1, height)?.unwrap_or(height);
+        let next = pruned + 1;
+        let from = if self
+            .db
+            .get_pinned_cf(stale_cf, next.to_be_bytes())?
+            .is_some()
+        {
+            next
+        } else {
+            self.first_stale_list(next, height)?.unwrap_or(height)
+        };
         let through = oldest_kept.min(from - 1 + PRUNE_VERSIONS_PER_COMMIT);
         // Point reads and point deletions, a version at a time: a range
         // deletion per commit would pile up range tombstones that every
