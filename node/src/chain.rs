@@ -167,16 +167,14 @@ impl Chain {
         let chain = genesis.hash();
         let set = ValidatorSet::from_genesis(&genesis)?;
         let height = store.committed_height()?;
-        let mut state = AuthenticatedState::new(store.tree(), None);
-        // Pruning deletes version 0 in time: look for it before the first block only.
-        if height == 0 && state.root(0).is_err() {
-            if height != 0 {
-                return Err(NodeError::Corrupt {
-                    what: "state tree",
-                    reason: format!("no genesis state under committed height {height}"),
-                });
+        // Before the first block, write the genesis state unless a previous
+        // start did. After it, version 0 may be pruned; the check of the
+        // committed root below covers the tree.
+        if height == 0 {
+            let mut state = AuthenticatedState::new(store.tree(), None);
+            if state.root(0).is_err() {
+                state.commit(0, &genesis_state(&genesis))?;
             }
-            state.commit(0, &genesis_state(&genesis))?;
         }
         let state = AuthenticatedState::new(store.tree(), Some(height));
         let last_header = match height {
