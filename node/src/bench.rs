@@ -607,7 +607,7 @@ mod tests {
         let store = Store::open(&dir.path().join("data"), genesis_hash).unwrap();
         assert_eq!(store.committed_height().unwrap(), 3);
         // Keeping two versions, it pruned the genesis and the first.
-        assert_eq!(store.oldest_state_version().unwrap(), 2);
+        assert_eq!(store.oldest_state_version(), 2);
     }
 
     #[test]

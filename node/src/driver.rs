@@ -665,7 +665,7 @@ impl Driver {
         let oldest = {
             let mut chain = write(&self.shared.chain);
             chain.commit(&executed, &certificate)?;
-            chain.store().oldest_state_version()?
+            chain.store().oldest_state_version()
         };
         let now = Instant::now();
         let metrics = &self.shared.metrics;

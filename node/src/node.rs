@@ -222,7 +222,7 @@ pub async fn run(
         crate::metrics::set(&shared.metrics.height, chain.height());
         crate::metrics::set(
             &shared.metrics.oldest_state_version,
-            chain.store().oldest_state_version()?,
+            chain.store().oldest_state_version(),
         );
     }
 

@@ -39,6 +39,7 @@ mod wal;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_anchoring::{Block, STATE_KEY_LAYOUT, TreeUpdate};
@@ -102,6 +103,9 @@ pub struct Store {
     top_nodes: Arc<TopNodes>,
     /// State versions kept, the committed one included; 0 keeps them all.
     keep_state_versions: u64,
+    /// The oldest state version kept whole, as the meta family records
+    /// it: read at open, then set by each commit that prunes.
+    oldest_state_version: Arc<AtomicU64>,
 }
 
 fn issuer_event_key(issuer: &str, height: u64, index: u32) -> Vec<u8> {
@@ -127,6 +131,15 @@ pub(crate) fn decode<T: BorshDeserialize>(
         what,
         reason: e.to_string(),
     })
+}
+
+/// A big-endian u64 (heights, versions) stored as 8 bytes.
+fn be_u64(bytes: &[u8], what: &'static str) -> Result<u64, NodeError> {
+    let array: [u8; 8] = bytes.try_into().map_err(|_| NodeError::Corrupt {
+        what,
+        reason: "not 8 bytes".into(),
+    })?;
+    Ok(u64::from_be_bytes(array))
 }
 
 pub(crate) fn encode<T: BorshSerialize>(value: &T) -> Vec<u8> {
@@ -171,14 +184,14 @@ impl Store {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
-        // Flushes and compactions yield the CPU to consensus and the API:
-        // their work can wait seconds, a vote or a query should not.
         // The log is kept until every family's memtable that it holds has
         // flushed; families written a little each block (blocks,
         // certificates, indexes) fill theirs slowly and would pin gigabytes
         // of log on disk, all replayed at the next start. Past this size,
         // RocksDB flushes the families that hold the oldest log file.
         options.set_max_total_wal_size(MAX_TOTAL_LOG_BYTES);
+        // Flushes and compactions yield the CPU to consensus and the API:
+        // their work can wait seconds, a vote or a query should not.
         let mut env = Env::new()?;
         env.lower_thread_pool_cpu_priority();
         env.lower_high_priority_thread_pool_cpu_priority();
@@ -191,7 +204,12 @@ impl Store {
             db: Arc::new(db),
             top_nodes: Arc::new(TopNodes::new()),
             keep_state_versions: 0,
+            oldest_state_version: Arc::new(AtomicU64::new(0)),
         };
+        let oldest = store.read_u64(PRUNED_KEY, "oldest state version")?;
+        store
+            .oldest_state_version
+            .store(oldest.unwrap_or(0), Ordering::Relaxed);
         match store.get(META, GENESIS_KEY)? {
             Some(bytes) => {
                 let found: Hash = decode("genesis hash", &bytes)?;
@@ -239,24 +257,13 @@ impl Store {
 
     /// The oldest state version whose every node is still stored: versions
     /// from it to the committed height can be read and proven.
-    pub fn oldest_state_version(&self) -> Result<u64, NodeError> {
-        self.read_u64(PRUNED_KEY, "oldest state version")
-            .map(|found| found.unwrap_or(0))
+    pub fn oldest_state_version(&self) -> u64 {
+        self.oldest_state_version.load(Ordering::Relaxed)
     }
 
     fn read_u64(&self, key: &[u8], what: &'static str) -> Result<Option<u64>, NodeError> {
         self.get(META, key)?
-            .map(|bytes| {
-                let array: [u8; 8] =
-                    bytes
-                        .as_slice()
-                        .try_into()
-                        .map_err(|_| NodeError::Corrupt {
-                            what,
-                            reason: "not 8 bytes".into(),
-                        })?;
-                Ok(u64::from_be_bytes(array))
-            })
+            .map(|bytes| be_u64(&bytes, what))
             .transpose()
     }
 
@@ -362,7 +369,8 @@ impl Store {
             );
         }
         tree::add_to_batch(self, &mut batch, &tree.nodes)?;
-        if !self.prune(&mut batch, height, &tree.stale)? {
+        let pruned = self.prune(&mut batch, height, &tree.stale)?;
+        if pruned != Some(height) {
             batch.put_cf(
                 self.cf(STALE_NODES)?,
                 height.to_be_bytes(),
@@ -378,41 +386,41 @@ impl Store {
         batch.put_cf(self.cf(META)?, HEIGHT_KEY, height.to_be_bytes());
         self.db.write_opt(batch, &synced())?;
         self.top_nodes.written(&tree.nodes);
+        if let Some(oldest) = pruned {
+            self.oldest_state_version.store(oldest, Ordering::Relaxed);
+        }
         Ok(())
     }
 
     /// Adds to `batch`, which commits `height` (whose version made `stale`
     /// stale), the deletion of the nodes only versions older than the kept
     /// ones use: those that versions up to the oldest kept one made stale,
-    /// a few versions at a time. True if that includes `height`'s own
-    /// (when only one version is kept).
+    /// a few versions at a time. The oldest version then kept whole, if it
+    /// moves: `height` itself when only one version is kept, its own stale
+    /// nodes deleted too.
     fn prune(
         &self,
         batch: &mut WriteBatch,
         height: u64,
         stale: &[jmt::storage::NodeKey],
-    ) -> Result<bool, NodeError> {
+    ) -> Result<Option<u64>, NodeError> {
         if self.keep_state_versions == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         let oldest_kept = (height + 1).saturating_sub(self.keep_state_versions);
-        let pruned = self.oldest_state_version()?;
+        let pruned = self.oldest_state_version();
         if oldest_kept <= pruned {
-            return Ok(false);
+            return Ok(None);
         }
         // Versions committed before stale lists were kept (by an older
         // release) have none, and nothing of theirs can be deleted: the
         // budget starts at the first version that has a list.
         let stale_cf = self.cf(STALE_NODES)?;
         let next = pruned + 1;
-        let from = if self
-            .db
-            .get_pinned_cf(stale_cf, next.to_be_bytes())?
-            .is_some()
-        {
-            next
-        } else {
-            self.first_stale_list(next, height)?.unwrap_or(height)
+        let mut first = self.db.get_pinned_cf(stale_cf, next.to_be_bytes())?;
+        let from = match first {
+            Some(_) => next,
+            None => self.first_stale_list(next, height)?.unwrap_or(height),
         };
         let through = oldest_kept.min(from - 1 + PRUNE_VERSIONS_PER_COMMIT);
         // Point reads and point deletions, a version at a time: a range
@@ -421,21 +429,24 @@ impl Store {
         let nodes = self.cf(TREE_NODES)?;
         for version in from..=through.min(height - 1) {
             let key = version.to_be_bytes();
-            if let Some(keys) = self.db.get_pinned_cf(stale_cf, key)? {
+            let list = match first.take() {
+                Some(list) => Some(list),
+                None => self.db.get_pinned_cf(stale_cf, key)?,
+            };
+            if let Some(keys) = list {
                 for node in tree::decode_stale(&keys)? {
                     batch.delete_cf(nodes, node);
                 }
                 batch.delete_cf(stale_cf, key);
             }
         }
-        let own = through == height;
-        if own {
+        if through == height {
             for key in stale {
                 batch.delete_cf(nodes, tree::node_key(key));
             }
         }
         batch.put_cf(self.cf(META)?, PRUNED_KEY, through.to_be_bytes());
-        Ok(own)
+        Ok(Some(through))
     }
 
     /// The first version from `from` and below `below` with a stale list.
@@ -446,13 +457,7 @@ impl Store {
         let mut iter = self.db.raw_iterator_cf_opt(self.cf(STALE_NODES)?, options);
         iter.seek(from.to_be_bytes());
         match iter.key() {
-            Some(key) => {
-                let array: [u8; 8] = key.try_into().map_err(|_| NodeError::Corrupt {
-                    what: "stale list key",
-                    reason: "not 8 bytes".into(),
-                })?;
-                Ok(Some(u64::from_be_bytes(array)))
-            }
+            Some(key) => be_u64(key, "stale list key").map(Some),
             None => {
                 iter.status()?;
                 Ok(None)
@@ -655,7 +660,7 @@ mod tests {
         /// have lost their root; the stored nodes are exactly those the kept
         /// versions reach.
         fn check(&self, store: &Store, oldest: u64) {
-            assert_eq!(store.oldest_state_version().unwrap(), oldest);
+            assert_eq!(store.oldest_state_version(), oldest);
             let latest = self.states.len() as u64 - 1;
             let state = AuthenticatedState::new(store.tree(), Some(latest));
             for version in 0..oldest {
@@ -713,7 +718,7 @@ mod tests {
         // Reopened as an archive: nothing more is pruned, stale lists pile up.
         let store = Store::open(dir.path(), CHAIN).unwrap();
         history.extend(&store, 40);
-        assert_eq!(store.oldest_state_version().unwrap(), 10);
+        assert_eq!(store.oldest_state_version(), 10);
         drop(store);
 
         // Back to pruning, keeping 2: the 30 versions behind go 8 a block.
@@ -722,7 +727,7 @@ mod tests {
             .keep_state_versions(2);
         for (height, oldest) in [(41, 18), (42, 26), (43, 34), (44, 42)] {
             history.extend(&store, height);
-            assert_eq!(store.oldest_state_version().unwrap(), oldest);
+            assert_eq!(store.oldest_state_version(), oldest);
         }
         history.check(&store, 42);
         history.extend(&store, 45);
@@ -730,7 +735,7 @@ mod tests {
         let pending: Vec<_> = store
             .db
             .iterator_cf(store.cf(STALE_NODES).unwrap(), rocksdb::IteratorMode::Start)
-            .map(|item| u64::from_be_bytes(item.unwrap().0.as_ref().try_into().unwrap()))
+            .map(|item| be_u64(&item.unwrap().0, "stale list key").unwrap())
             .collect();
         assert_eq!(pending, [45], "stale lists of pruned versions remain");
         drop(store);
@@ -751,7 +756,7 @@ mod tests {
             .keep_state_versions(2);
         for (height, oldest) in [(41, 38), (42, 41), (43, 42)] {
             old_history.extend(&old, height);
-            assert_eq!(old.oldest_state_version().unwrap(), oldest);
+            assert_eq!(old.oldest_state_version(), oldest);
         }
         drop(old);
 
