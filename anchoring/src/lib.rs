@@ -55,7 +55,7 @@ pub use record::{
 };
 pub use state::{
     AuthenticatedState, MemoryTreeStore, NodeBatch, ProofLeaf, STATE_TREE_DOMAIN, StateAt,
-    StateHasher, StateProof, TreeUpdate,
+    StateHasher, StateProof, TreeUpdate, version_nodes,
 };
 pub use transaction::{
     Action, AnchorItem, MAX_COMMITMENTS_PER_TX, MAX_TX_BYTES, MAX_TX_LIFETIME_BLOCKS,

@@ -219,6 +219,37 @@ impl<S: TreeReader + TreeWriter> AuthenticatedState<S> {
     }
 }
 
+/// Adds to `into` the keys of the nodes the root of `version` reaches in
+/// `store`. A node already in `into` counts as reached with its whole
+/// subtree, so the versions of a range share the walk of their common
+/// nodes. A missing node is an error: the version is not whole.
+pub fn version_nodes<R: TreeReader>(
+    store: &R,
+    version: Version,
+    into: &mut std::collections::BTreeSet<NodeKey>,
+) -> Result<(), AnchoringError> {
+    let mut pending = vec![NodeKey::new(version, std::iter::empty().collect())];
+    while let Some(key) = pending.pop() {
+        if into.contains(&key) {
+            continue;
+        }
+        let node = store
+            .get_node_option(&key)
+            .map_err(storage)?
+            .ok_or_else(|| {
+                AnchoringError::Storage(format!("version {version} misses the node {key:?}"))
+            })?;
+        if let Node::Internal(internal) = node {
+            for (nibble, child) in internal.children_sorted() {
+                let path = key.nibble_path().nibbles().chain([nibble]).collect();
+                pending.push(NodeKey::new(child.version, path));
+            }
+        }
+        into.insert(key);
+    }
+    Ok(())
+}
+
 /// Writes `set` into the tree over `store` as `version`, in one descent:
 /// each new node is read and hashed once (jmt's key-by-key insert rewrites
 /// and rehashes the path from the root for every key). The tree, and so
@@ -341,30 +372,6 @@ pub(crate) mod tests {
         proptest::collection::vec(proptest::collection::vec(write, 0..writes), 1..versions)
     }
 
-    /// Adds to `into` the keys of the nodes the root of `version` reaches;
-    /// `None` if one of them is missing.
-    fn reachable(
-        store: &MemoryTreeStore,
-        version: Version,
-        into: &mut std::collections::BTreeSet<NodeKey>,
-    ) -> Option<()> {
-        let mut pending = vec![NodeKey::new(version, std::iter::empty().collect())];
-        while let Some(key) = pending.pop() {
-            let node = store.get_node_option(&key).ok()??;
-            if !into.insert(key.clone()) {
-                // Reached from an earlier root: its subtree is in already.
-                continue;
-            }
-            if let Node::Internal(internal) = node {
-                for (nibble, child) in internal.children_sorted() {
-                    let path = key.nibble_path().nibbles().chain([nibble]).collect();
-                    pending.push(NodeKey::new(child.version, path));
-                }
-            }
-        }
-        Some(())
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -404,10 +411,8 @@ pub(crate) mod tests {
 
             let mut reached = std::collections::BTreeSet::new();
             for version in oldest_kept..states.len() {
-                prop_assert!(
-                    reachable(&store, version as Version, &mut reached).is_some(),
-                    "version {} lost a node", version
-                );
+                let whole = version_nodes(&store, version as Version, &mut reached);
+                prop_assert!(whole.is_ok(), "{:?}", whole);
             }
             let stored: std::collections::BTreeSet<NodeKey> =
                 store.inner.read().unwrap().nodes.keys().cloned().collect();

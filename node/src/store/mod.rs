@@ -580,9 +580,10 @@ mod tests {
     use super::*;
     use std::collections::{BTreeMap, BTreeSet};
 
-    use cairn_anchoring::{AuthenticatedState, BlockHeader, StateKey, transactions_root};
+    use cairn_anchoring::{
+        AuthenticatedState, BlockHeader, StateKey, transactions_root, version_nodes,
+    };
     use cairn_genesis::{PublicKey, Timestamp};
-    use jmt::storage::{Node, NodeKey, TreeReader};
 
     const CHAIN: Hash = Hash([4; 32]);
 
@@ -666,7 +667,6 @@ mod tests {
             for version in 0..oldest {
                 assert!(state.root(version).is_err(), "version {version} was kept");
             }
-            let tree = store.tree();
             let mut reached = BTreeSet::new();
             for version in oldest..=latest {
                 let (root, values) = &self.states[version as usize];
@@ -676,18 +676,9 @@ mod tests {
                     assert_eq!(found.as_ref(), Some(value), "{key:?} at {version}");
                     proof.verify(*root, key, Some(value)).unwrap();
                 }
-                let mut pending = vec![NodeKey::new(version, std::iter::empty().collect())];
-                while let Some(key) = pending.pop() {
-                    let node = tree.get_node_option(&key).unwrap().unwrap();
-                    if let Node::Internal(internal) = node {
-                        for (nibble, child) in internal.children_sorted() {
-                            let path = key.nibble_path().nibbles().chain([nibble]).collect();
-                            pending.push(NodeKey::new(child.version, path));
-                        }
-                    }
-                    reached.insert(tree::node_key(&key));
-                }
+                version_nodes(state.store(), version, &mut reached).unwrap();
             }
+            let reached: BTreeSet<Vec<u8>> = reached.iter().map(tree::node_key).collect();
             let stored: BTreeSet<Vec<u8>> = store
                 .db
                 .iterator_cf(store.cf(TREE_NODES).unwrap(), rocksdb::IteratorMode::Start)
