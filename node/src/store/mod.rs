@@ -155,10 +155,20 @@ const BLOOM_BITS_PER_KEY: f64 = 10.0;
 /// whole-key bloom filter; values are found by a reverse seek within one
 /// key hash (the first 32 bytes of `key hash ‖ version`), so that family
 /// has a 32-byte prefix extractor with prefix bloom filters, in its
-/// memtable too, which let a seek for an absent key skip most files.
+/// memtable too, which let a seek for an absent key skip most files. The
+/// transaction index is asked about every transaction a node admits, and
+/// almost always answers that it is new: whole-key bloom filters, in its
+/// memtable too, answer that without searching each file.
 fn family_options(name: &str) -> Options {
     let mut options = Options::default();
     match name {
+        TX_INDEX => {
+            let mut table = BlockBasedOptions::default();
+            table.set_bloom_filter(BLOOM_BITS_PER_KEY, false);
+            options.set_block_based_table_factory(&table);
+            options.set_memtable_prefix_bloom_ratio(0.1);
+            options.set_memtable_whole_key_filtering(true);
+        }
         TREE_NODES => {
             let mut table = BlockBasedOptions::default();
             table.set_bloom_filter(BLOOM_BITS_PER_KEY, false);
