@@ -120,6 +120,35 @@ pub fn apply_block(
     Ok(outcome)
 }
 
+/// Checks each of `txs` on its own against `view`, as if it were the only
+/// transaction of a block with context `ctx` (what a mempool admits): one
+/// verdict each, in order, with the catalog read once for all of them. A
+/// receipt's index is then 0. Only a storage failure is an `Err`.
+pub fn check_each(
+    view: &impl StateView,
+    ctx: &BlockContext,
+    txs: &[&SignedTransaction],
+) -> Result<Vec<Result<TxReceipt, AnchoringError>>, AnchoringError> {
+    let view = &CatalogCache {
+        base: view,
+        catalog: RefCell::new(HashMap::new()),
+    };
+    let nothing_before = BTreeMap::new();
+    txs.iter()
+        .map(|tx| {
+            let mut overlay = Overlay {
+                base: view,
+                block: &nothing_before,
+                writes: BTreeMap::new(),
+            };
+            match apply_tx(&mut overlay, ctx, tx, 0) {
+                Err(AnchoringError::Storage(e)) => Err(AnchoringError::Storage(e)),
+                verdict => Ok(verdict),
+            }
+        })
+        .collect()
+}
+
 /// The state as of the previous block, this block's earlier transactions, and this one's writes.
 struct Overlay<'a, V: StateView> {
     base: &'a V,

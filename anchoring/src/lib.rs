@@ -45,7 +45,7 @@ pub use credential::{
     MAX_VALUE_BYTES, SALT_BYTES, Salt, commitment, field_leaf,
 };
 pub use error::AnchoringError;
-pub use ledger::{BlockContext, BlockOutcome, StateView, apply_block, genesis_state};
+pub use ledger::{BlockContext, BlockOutcome, StateView, apply_block, check_each, genesis_state};
 pub use presentation::{
     DisclosedField, MAX_PRESENTATION_FILE_BYTES, Presentation, PresentationFile,
 };

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use cairn_anchoring::{
     Action, AnchoringError, EventKind, MAX_COMMITMENTS_PER_TX, RevocationReason, SignedTransaction,
-    Status, apply_block,
+    StateKey, StateView, Status, apply_block, check_each,
 };
 use cairn_genesis::{Hash, Timestamp};
 use common::*;
@@ -362,6 +362,72 @@ fn a_block_applies_in_order_and_skips_only_what_it_refuses() {
     assert!(results[1..].iter().all(Result::is_ok), "{results:?}");
     assert_eq!(chain.record(1).unwrap().events.len(), 3);
     assert_eq!(results[3].as_ref().unwrap().index, 3);
+}
+
+#[test]
+fn admission_checks_each_transaction_alone_against_the_state() {
+    let mut chain = Chain::new();
+    let first = chain.police(anchor(1));
+    chain.apply(first).unwrap();
+    let anchor2 = chain.police(anchor(2));
+    let txs = vec![
+        chain.police(Action::Suspend {
+            commitment: commitment(1),
+        }),
+        anchor2.clone(),
+        // In a block this would follow the anchor; alone it has nothing to suspend.
+        chain.police(Action::Suspend {
+            commitment: commitment(2),
+        }),
+        // The same transaction twice: alone, neither copy is a replay.
+        anchor2.clone(),
+        chain.police(anchor(1)),
+    ];
+    let before = chain.state.clone();
+    let refs: Vec<&SignedTransaction> = txs.iter().collect();
+    let verdicts = check_each(&chain.state, &chain.ctx(), &refs).unwrap();
+    assert_eq!(chain.state, before, "a check writes nothing");
+    assert_eq!(verdicts.len(), txs.len());
+    for (tx, verdict) in txs.iter().zip(&verdicts) {
+        let alone = apply_block(&chain.state, &chain.ctx(), std::slice::from_ref(tx)).unwrap();
+        assert_eq!(verdict, &alone.results[0]);
+    }
+    assert!(verdicts[0].is_ok() && verdicts[1].is_ok() && verdicts[3].is_ok());
+    assert!(matches!(
+        verdicts[2],
+        Err(AnchoringError::UnknownCommitment { .. })
+    ));
+    assert!(matches!(
+        verdicts[4],
+        Err(AnchoringError::AlreadyAnchored { .. })
+    ));
+    // In a block, the anchor's copy is a replay and the suspension applies.
+    let in_block = apply_block(&chain.state, &chain.ctx(), &txs).unwrap();
+    assert!(in_block.results[2].is_ok());
+    assert!(matches!(
+        in_block.results[3],
+        Err(AnchoringError::Replay { .. })
+    ));
+}
+
+/// A state whose storage fails on every read.
+struct Broken;
+
+impl StateView for Broken {
+    fn get(&self, _: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
+        Err(AnchoringError::Storage("disk gone".into()))
+    }
+}
+
+#[test]
+fn a_storage_failure_is_not_a_refusal() {
+    let mut chain = Chain::new();
+    let tx = chain.police(anchor(1));
+    assert_eq!(
+        check_each(&Broken, &chain.ctx(), &[&tx]),
+        Err(AnchoringError::Storage("disk gone".into()))
+    );
+    assert_eq!(check_each(&Broken, &chain.ctx(), &[]), Ok(vec![]));
 }
 
 #[test]

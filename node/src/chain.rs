@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use cairn_anchoring::{
     Action, AnchoringError, AuthenticatedState, Block, BlockContext, BlockHeader, BlockOutcome,
     Commitment, CredentialRecord, EventProof, ProofBundle, SignedTransaction, StateKey, StateProof,
-    StateView, TreeUpdate, apply_block, genesis_state, transactions_root,
+    StateView, TreeUpdate, apply_block, check_each, genesis_state, transactions_root,
 };
 use cairn_consensus::{CommitCertificate, CompactCertificate, ValidatorSet, ValueId};
 use cairn_genesis::{GenesisDocument, Hash, PublicKey, Timestamp};
@@ -284,19 +284,18 @@ impl Chain {
         }
     }
 
-    /// Checks `tx` (signature already verified) against the committed
-    /// state as if it were the only transaction of the next block at `time`.
-    pub fn check_transaction(
+    /// Checks each of `txs` (signatures already verified) against the
+    /// committed state as if it were the only transaction of the next block
+    /// at `time`, through one view of the state: one verdict each. Only a
+    /// storage failure is an `Err`.
+    pub fn check_transactions(
         &self,
-        tx: &SignedTransaction,
+        txs: &[&SignedTransaction],
         time: Timestamp,
-    ) -> Result<(), AnchoringError> {
+    ) -> Result<Vec<Result<(), AnchoringError>>, AnchoringError> {
         let ctx = self.context(self.height + 1, time);
-        let outcome = apply_block(&self.committed(), &ctx, std::slice::from_ref(tx))?;
-        match outcome.results.into_iter().next() {
-            Some(Err(refusal)) => Err(refusal),
-            _ => Ok(()),
-        }
+        let verdicts = check_each(&self.committed(), &ctx, txs)?;
+        Ok(verdicts.into_iter().map(|v| v.map(|_| ())).collect())
     }
 
     /// Builds and executes the next block from `candidates` (signatures

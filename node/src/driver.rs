@@ -712,9 +712,11 @@ impl Driver {
                 };
                 let chain = read(&self.shared.chain);
                 let now = Timestamp::now();
-                let dropped = pool.recheck(affected, |tx| chain.check_transaction(tx, now));
-                if dropped > 0 {
-                    debug!(height, dropped, "pending transactions no longer apply");
+                match pool.recheck(affected, |txs| chain.check_transactions(txs, now)) {
+                    Ok(0) => {}
+                    Ok(dropped) => debug!(height, dropped, "pending transactions no longer apply"),
+                    // They stay: a proposer's build refuses any that no longer apply.
+                    Err(e) => warn!(height, "re-checking pending transactions: {e}"),
                 }
             }
         }

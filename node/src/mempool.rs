@@ -207,24 +207,34 @@ impl Mempool {
         }
     }
 
-    /// Re-checks the pending transactions `affected` selects; drops (and
-    /// remembers) those `check` refuses. Returns how many were dropped.
+    /// Re-checks the pending transactions `affected` selects, all in one
+    /// call of `check` (one verdict each, in order); drops (and remembers)
+    /// those it refuses. Returns how many were dropped. If `check` fails
+    /// (the state could not be read), nothing is dropped.
     pub fn recheck(
         &mut self,
         affected: impl Fn(&SignedTransaction) -> bool,
-        mut check: impl FnMut(&SignedTransaction) -> Result<(), AnchoringError>,
-    ) -> usize {
-        let refused: Vec<(Hash, String)> = self
+        check: impl FnOnce(
+            &[&SignedTransaction],
+        ) -> Result<Vec<Result<(), AnchoringError>>, AnchoringError>,
+    ) -> Result<usize, AnchoringError> {
+        let (ids, txs): (Vec<Hash>, Vec<&SignedTransaction>) = self
             .order
             .values()
             .filter(|p| affected(&p.tx))
-            .filter_map(|p| check(&p.tx).err().map(|e| (p.id, e.to_string())))
+            .map(|p| (p.id, &p.tx))
+            .unzip();
+        let verdicts = check(&txs)?;
+        let refused: Vec<(Hash, String)> = ids
+            .into_iter()
+            .zip(verdicts)
+            .filter_map(|(id, verdict)| verdict.err().map(|e| (id, e.to_string())))
             .collect();
         let n = refused.len();
         for (id, reason) in refused {
             self.reject(id, reason);
         }
-        n
+        Ok(n)
     }
 
     /// Why `id` was dropped, if it was.
@@ -252,11 +262,16 @@ pub fn admit(
     let tx = SignedTransaction::decode(bytes)?;
     match precheck(chain, pool, tx, bytes.len())? {
         Precheck::Done(tx, id, admission) => Ok((tx, id, admission)),
-        Precheck::Verify(tx, id) => {
-            let signature = tx.verify_signature();
-            finish(chain, pool, tx, id, bytes.len(), signature, now)
-        }
+        Precheck::Verify(tx, id) => finish(chain, pool, vec![(tx, id, bytes.len())], now)
+            .pop()
+            .unwrap_or_else(|| Err(missing_verdict().into())),
     }
+}
+
+/// The refusal of a transaction that a batch check left without a verdict
+/// (it cannot happen: each check answers once per transaction).
+fn missing_verdict() -> AnchoringError {
+    AnchoringError::Storage("no verdict for a transaction in its batch".into())
 }
 
 /// What admission says of one transaction: the transaction, its id and
@@ -266,7 +281,7 @@ pub type AdmissionResult = Result<(SignedTransaction, Hash, Admission), NodeErro
 /// Admits many decoded transactions (from gossip, or submitted together);
 /// one verdict per transaction, in order. The checks are [`admit`]'s, but
 /// the signatures of the transactions that reach that step are verified in
-/// batches.
+/// batches, and the ledger's rules read one view of the committed state.
 pub fn admit_batch(
     chain: &RwLock<Chain>,
     pool: &Mutex<Mempool>,
@@ -274,41 +289,62 @@ pub fn admit_batch(
     now: Timestamp,
 ) -> Vec<AdmissionResult> {
     let mut verdicts: Vec<Option<AdmissionResult>> = Vec::with_capacity(txs.len());
-    let mut to_verify: Vec<(usize, SignedTransaction, Hash, usize)> = Vec::new();
+    let mut places = Vec::new();
+    let mut to_finish = Vec::new();
     for (i, tx) in txs.into_iter().enumerate() {
         let size = tx.encode().len();
         match precheck(chain, pool, tx, size) {
             Ok(Precheck::Done(tx, id, admission)) => verdicts.push(Some(Ok((tx, id, admission)))),
             Ok(Precheck::Verify(tx, id)) => {
                 verdicts.push(None);
-                to_verify.push((i, tx, id, size));
+                places.push(i);
+                to_finish.push((tx, id, size));
             }
             Err(e) => verdicts.push(Some(Err(e))),
         }
     }
-    let refs: Vec<&SignedTransaction> = to_verify.iter().map(|(_, tx, _, _)| tx).collect();
-    let signatures = SignedTransaction::verify_signatures(&refs);
-    for ((i, tx, id, size), signature) in to_verify.into_iter().zip(signatures) {
-        verdicts[i] = Some(finish(chain, pool, tx, id, size, signature, now));
+    for (i, verdict) in places.into_iter().zip(finish(chain, pool, to_finish, now)) {
+        verdicts[i] = Some(verdict);
     }
     // Every place left empty above was filled in the loop.
     verdicts.into_iter().flatten().collect()
 }
 
-/// After the signature check: the ledger's rules, then the pool.
+/// After the prechecks: the signatures (in batches), the ledger's rules
+/// (against one view of the committed state), then the pool. One verdict
+/// per transaction, in order.
 fn finish(
     chain: &RwLock<Chain>,
     pool: &Mutex<Mempool>,
-    tx: SignedTransaction,
-    id: Hash,
-    size: usize,
-    signature: Result<(), AnchoringError>,
+    txs: Vec<(SignedTransaction, Hash, usize)>,
     now: Timestamp,
-) -> AdmissionResult {
-    signature?;
-    read(chain).check_transaction(&tx, now)?;
-    let admission = lock(pool).insert(tx.clone(), id, size)?;
-    Ok((tx, id, admission))
+) -> Vec<AdmissionResult> {
+    let all: Vec<&SignedTransaction> = txs.iter().map(|(tx, _, _)| tx).collect();
+    let signatures = SignedTransaction::verify_signatures(&all);
+    let signed: Vec<&SignedTransaction> = all
+        .iter()
+        .zip(&signatures)
+        .filter(|(_, signature)| signature.is_ok())
+        .map(|(tx, _)| *tx)
+        .collect();
+    let rules = read(chain).check_transactions(&signed, now);
+    let mut rules = match rules {
+        Ok(verdicts) => verdicts.into_iter(),
+        // The state could not be read: every transaction gets that error.
+        Err(e) => vec![Err(e); signed.len()].into_iter(),
+    };
+    let mut pool = lock(pool);
+    txs.into_iter()
+        .zip(signatures)
+        .map(|((tx, id, size), signature)| {
+            signature?;
+            // One ledger verdict per good signature, in the same order;
+            // none is a refusal, never an admission.
+            rules.next().unwrap_or_else(|| Err(missing_verdict()))?;
+            let admission = pool.insert(tx.clone(), id, size)?;
+            Ok((tx, id, admission))
+        })
+        .collect()
 }
 
 /// The outcome of the checks before the signature's.
@@ -464,16 +500,25 @@ mod tests {
             add(&mut pool, t).unwrap();
         }
         pool.remove_committed([&a.id()]);
-        let dropped = pool.recheck(
-            |_| true,
-            |t| {
-                if t.tx.nonce == 2 {
-                    Err(AnchoringError::UnknownIssuer { issuer: "X".into() })
-                } else {
-                    Ok(())
-                }
-            },
-        );
+        let check = |txs: &[&SignedTransaction]| {
+            Ok(txs
+                .iter()
+                .map(|t| {
+                    if t.tx.nonce == 2 {
+                        Err(AnchoringError::UnknownIssuer { issuer: "X".into() })
+                    } else {
+                        Ok(())
+                    }
+                })
+                .collect())
+        };
+        // A check that cannot read the state drops nothing.
+        let broken = |_: &[&SignedTransaction]| Err(AnchoringError::Storage("gone".into()));
+        assert!(pool.recheck(|_| true, broken).is_err());
+        assert_eq!(pool.len(), 2);
+        // Only what `affected` selects is checked.
+        assert_eq!(pool.recheck(|t| t.tx.nonce == 3, check), Ok(0));
+        let dropped = pool.recheck(|_| true, check).unwrap();
         assert_eq!(dropped, 1);
         assert_eq!(pool.len(), 1);
         assert!(pool.contains(&c.id()) && !pool.contains(&b.id()));
