@@ -6,7 +6,9 @@
 //! The flow: an issuer builds a [`CredentialDocument`] (every field salted)
 //! and anchors its [`Commitment`] with a [`SignedTransaction`];
 //! [`apply_block`] decides what each transaction does to the state (or
-//! refuses it with a named [`AnchoringError`], changing nothing);
+//! refuses it with a named [`AnchoringError`], changing nothing;
+//! [`check_each`] asks the same of each transaction on its own, as a
+//! mempool does);
 //! [`AuthenticatedState`] turns the changes into a state root per height;
 //! a [`ProofBundle`] carries a finalized header (a [`CompactHeader`]: the
 //! verifier's trust supplies its chain and validator set), its commit certificate
