@@ -281,7 +281,8 @@ pub type AdmissionResult = Result<(SignedTransaction, Hash, Admission), NodeErro
 /// Admits many decoded transactions (from gossip, or submitted together);
 /// one verdict per transaction, in order. The checks are [`admit`]'s, but
 /// the signatures of the transactions that reach that step are verified in
-/// batches, and the ledger's rules read one view of the committed state.
+/// batches, and the ledger's rules read one view of the committed state per
+/// slice of about [`WRITES_PER_CHECK`] commitments.
 pub fn admit_batch(
     chain: &RwLock<Chain>,
     pool: &Mutex<Mempool>,
@@ -311,8 +312,8 @@ pub fn admit_batch(
 }
 
 /// After the prechecks: the signatures (in batches), the ledger's rules
-/// (against one view of the committed state), then the pool. One verdict
-/// per transaction, in order.
+/// (in slices, each against one view of the committed state), then the
+/// pool. One verdict per transaction, in order.
 fn finish(
     chain: &RwLock<Chain>,
     pool: &Mutex<Mempool>,
@@ -327,12 +328,7 @@ fn finish(
         .filter(|(_, signature)| signature.is_ok())
         .map(|(tx, _)| *tx)
         .collect();
-    let rules = read(chain).check_transactions(&signed, now);
-    let mut rules = match rules {
-        Ok(verdicts) => verdicts.into_iter(),
-        // The state could not be read: every transaction gets that error.
-        Err(e) => vec![Err(e); signed.len()].into_iter(),
-    };
+    let mut rules = check_in_slices(chain, &signed, now).into_iter();
     let mut pool = lock(pool);
     txs.into_iter()
         .zip(signatures)
@@ -345,6 +341,40 @@ fn finish(
             Ok((tx, id, admission))
         })
         .collect()
+}
+
+/// Most state writes (commitments) whose ledger checks run under one hold
+/// of the chain's read lock: a commit waits for the slice being checked
+/// (a few milliseconds), never for a whole batch of 10 000 transactions.
+const WRITES_PER_CHECK: usize = 2_000;
+
+/// The ledger's verdict on each of `txs`, checked in slices of about
+/// [`WRITES_PER_CHECK`] state writes, each slice through one view of the
+/// committed state. A slice whose state cannot be read gets that error
+/// for each of its transactions.
+fn check_in_slices(
+    chain: &RwLock<Chain>,
+    txs: &[&SignedTransaction],
+    now: Timestamp,
+) -> Vec<Result<(), AnchoringError>> {
+    let mut verdicts = Vec::with_capacity(txs.len());
+    let mut rest = txs;
+    while !rest.is_empty() {
+        let mut end = 0;
+        let mut slice_writes = 0;
+        while end < rest.len() && (end == 0 || slice_writes + writes(rest[end]) <= WRITES_PER_CHECK)
+        {
+            slice_writes += writes(rest[end]);
+            end += 1;
+        }
+        let (slice, after) = rest.split_at(end);
+        match read(chain).check_transactions(slice, now) {
+            Ok(slice_verdicts) => verdicts.extend(slice_verdicts),
+            Err(e) => verdicts.extend(slice.iter().map(|_| Err(e.clone()))),
+        }
+        rest = after;
+    }
+    verdicts
 }
 
 /// The outcome of the checks before the signature's.

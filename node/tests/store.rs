@@ -1,5 +1,5 @@
 //! The data folder: one atomic commit per block, the state tree in RocksDB,
-//! and a node that restarts from it.
+//! a node that restarts from it, and admission against its committed state.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -190,6 +190,11 @@ fn a_restarted_engine_replays_its_log_from_the_data_folder() {
 
 /// A genesis of four demo validators, for a `Chain` over a store.
 fn demo_genesis() -> cairn_genesis::GenesisDocument {
+    demo_genesis_with(cairn_genesis::KeyPair::generate().public_key())
+}
+
+/// The same, with `police` as the first police agency's issuer key.
+fn demo_genesis_with(police: PublicKey) -> cairn_genesis::GenesisDocument {
     let seats: Vec<cairn_devnet::DemoSeat> = cairn_devnet::demo_agencies(4)
         .unwrap()
         .into_iter()
@@ -197,7 +202,11 @@ fn demo_genesis() -> cairn_genesis::GenesisDocument {
         .map(|(i, agency)| cairn_devnet::DemoSeat {
             agency,
             validator_key: cairn_genesis::KeyPair::generate().public_key(),
-            police_issuer_key: cairn_genesis::KeyPair::generate().public_key(),
+            police_issuer_key: if i == 0 {
+                police
+            } else {
+                cairn_genesis::KeyPair::generate().public_key()
+            },
             market_issuer_key: cairn_genesis::KeyPair::generate().public_key(),
             p2p_port: 20_000 + i as u16,
         })
@@ -243,4 +252,78 @@ fn a_state_tree_other_than_the_blocks_is_refused() {
             (_, other) => panic!("unexpected refusal: {other}"),
         }
     }
+}
+
+/// Admission over a chain on a store: a batch larger than one slice of
+/// ledger checks gets one verdict per transaction, in order, each what its
+/// own checks say (a bad signature, an unknown type, a copy pending
+/// already), and the pool holds exactly the others.
+#[test]
+fn a_large_batch_gets_one_verdict_per_transaction_in_order() {
+    use cairn_anchoring::{Action, AnchorItem, AnchoringError, Commitment, Transaction};
+    use cairn_node::mempool::{Admission, Mempool, admit_batch};
+    use std::sync::{Mutex, RwLock};
+
+    let police = cairn_genesis::KeyPair::generate();
+    let genesis = demo_genesis_with(police.public_key());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), genesis.hash()).unwrap();
+    let chain = RwLock::new(cairn_node::chain::Chain::open(store, genesis.clone()).unwrap());
+    let pool = Mutex::new(Mempool::new(100_000, 1 << 30, 100_000));
+    let anchor = |n: u32, credential_type: &str| {
+        let mut commitment = [0u8; 32];
+        commitment[..4].copy_from_slice(&n.to_be_bytes());
+        Transaction {
+            chain: genesis.hash(),
+            issuer: genesis.issuers[0].id.clone(),
+            key: police.public_key(),
+            nonce: u64::from(n),
+            expires_at: 10,
+            action: Action::Anchor(vec![AnchorItem {
+                commitment: Commitment(Hash(commitment)),
+                credential_type: credential_type.into(),
+                valid_until: None,
+            }]),
+        }
+        .sign(police.signing_key())
+    };
+    const N: u32 = 2_500;
+    // One unknown type in each slice of ledger checks (they are about
+    // 2 000 transactions long here), so a verdict given to the wrong
+    // transaction is seen in either.
+    let (unknown_type, unknown_type_2, bad_signature, copy) = (1_000, 2_200, 2_300, 2_400);
+    let mut txs: Vec<_> = (0..N)
+        .map(|n| anchor(n, cairn_devnet::TYPE_DRIVER_LICENSE))
+        .collect();
+    txs[unknown_type] = anchor(unknown_type as u32, "no-such-type");
+    txs[unknown_type_2] = anchor(unknown_type_2 as u32, "no-such-type");
+    txs[bad_signature].signature[0] ^= 1;
+    txs[copy] = txs[5].clone();
+
+    let verdicts = admit_batch(&chain, &pool, txs.clone(), Timestamp::now());
+    assert_eq!(verdicts.len(), txs.len());
+    for (i, verdict) in verdicts.iter().enumerate() {
+        match (i, verdict) {
+            (i, Err(NodeError::Anchoring(AnchoringError::UnknownType { .. })))
+                if i == unknown_type || i == unknown_type_2 => {}
+            (i, Err(NodeError::Anchoring(AnchoringError::BadSignature { .. })))
+                if i == bad_signature => {}
+            (i, Ok((tx, id, Admission::AlreadyPending))) if i == copy => {
+                assert_eq!(*id, txs[5].id());
+                assert_eq!(tx, &txs[5]);
+            }
+            (i, Ok((tx, id, Admission::Added)))
+                if ![unknown_type, unknown_type_2, bad_signature, copy].contains(&i) =>
+            {
+                assert_eq!(*id, txs[i].id());
+                assert_eq!(tx, &txs[i]);
+            }
+            (i, other) => panic!("transaction {i}: {other:?}"),
+        }
+    }
+    let pool = pool.lock().unwrap();
+    assert_eq!(pool.len(), N as usize - 4);
+    assert!(!pool.contains(&txs[unknown_type].id()));
+    assert!(!pool.contains(&txs[unknown_type_2].id()));
+    assert!(!pool.contains(&txs[bad_signature].id()));
 }
