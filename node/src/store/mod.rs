@@ -6,7 +6,7 @@
 //! | `meta` | name | the genesis hash, the committed height, the state key layout, the oldest complete state version |
 //! | `blocks` | height (8 bytes, big-endian) | `Block` (borsh) |
 //! | `certificates` | height | `CommitCertificate` |
-//! | `tree_nodes` | version (big-endian) ‖ path length ‖ path nibbles, two to a byte | jmt `Node` (borsh) |
+//! | `tree_nodes` | version (big-endian) ‖ path length ‖ path nibbles, two to a byte | jmt `Node`: internal nodes compact (`node_codec`), others borsh |
 //! | `tree_values` | key hash ‖ version (big-endian) | `Option<value>` (borsh) |
 //! | `stale_nodes` | version | the `tree_nodes` keys of the nodes that version stopped using (borsh) |
 //! | `tx_index` | transaction id | height ‖ index in the block |
@@ -34,6 +34,7 @@
 //! kind of key, and how tree nodes are keyed); [`Store::open`] refuses a
 //! folder of another layout with [`NodeError::StateLayout`].
 
+mod node_codec;
 mod tree;
 mod wal;
 

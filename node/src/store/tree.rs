@@ -7,6 +7,7 @@ use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
 use jmt::{KeyHash, OwnedValue, Version};
 use rocksdb::{DB, DBRawIteratorWithThreadMode, ReadOptions, WriteBatch};
 
+use super::node_codec::{decode_node, encode_node};
 use super::{Store, TREE_NODES, TREE_VALUES, decode, encode, synced};
 use crate::NodeError;
 
@@ -133,7 +134,7 @@ pub(crate) fn add_to_batch(
     let node_cf = store.cf(TREE_NODES)?;
     let value_cf = store.cf(TREE_VALUES)?;
     for (key, node) in nodes.nodes() {
-        batch.put_cf(node_cf, node_key(key), encode(node));
+        batch.put_cf(node_cf, node_key(key), encode_node(node));
     }
     for ((version, key_hash), value) in nodes.values() {
         batch.put_cf(value_cf, value_key(key_hash, *version), encode(value));
@@ -197,7 +198,7 @@ impl TreeReader for RocksTree {
         }
         self.store
             .get(TREE_NODES, &node_key(key))
-            .and_then(|v| v.map(|b| decode("state tree node", &b)).transpose())
+            .and_then(|v| v.map(|b| decode_node(&b)).transpose())
             .map_err(to_anyhow)
     }
 
