@@ -1,8 +1,8 @@
 //! How the state tree's nodes are stored in `tree_nodes`.
 //!
 //! Internal nodes are most of what a block writes: at 10^6 credentials a
-//! block of 10 000 anchors rewrites about 13 000 of them, each with up to
-//! 16 children. jmt's borsh encoding spends 50 bytes on an internal child
+//! block of 10 000 anchors rewrites about 20 000 of them (by the tree's
+//! shape), each with up to 16 children. jmt's borsh encoding spends 50 bytes on an internal child
 //! (an option tag, the 32-byte hash, the version and the leaf count as 8
 //! bytes each, a type tag), 42 on a leaf child, one on each empty slot and
 //! 17 on the node around them: 817 bytes for a full node. Here an internal
@@ -14,7 +14,9 @@
 //!                                 ‖ leaf count (LEB128, internal children only)
 //! ```
 //!
-//! 613 bytes for a full node at heights near 10^6. The node's own leaf
+//! 613 bytes for a full root at 10^6 credentials and heights near 10^6
+//! (581 to 597 for full nodes below it, whose counts are shorter varints).
+//! The node's own leaf
 //! count is the sum of its children's, as jmt computes it, so it is not
 //! stored. Leaves and the null
 //! node keep jmt's borsh encoding (a tag and two hashes: nothing to save).
@@ -23,9 +25,11 @@
 //! nodes, reads as before.
 //!
 //! Decoding accepts exactly what encoding writes: a bitmap that names no
-//! child, a lone leaf child, a leaf count that overflows, a varint longer
-//! than it needs to be or bytes left over are all [`NodeError::Corrupt`],
-//! never a node jmt itself would not build.
+//! child, a lone leaf child, an internal child of fewer than two leaves,
+//! leaf counts that overflow, a varint longer than it needs to be or bytes
+//! left over are all [`NodeError::Corrupt`]. A borsh internal node of an
+//! older folder is held to the same rules, and its stored counts must add
+//! up.
 
 use jmt::storage::Node;
 
@@ -65,6 +69,16 @@ pub(crate) fn encode_node(node: &Node) -> Vec<u8> {
 pub(crate) fn decode_node(bytes: &[u8]) -> Result<Node, NodeError> {
     match bytes.split_first() {
         Some((&COMPACT_INTERNAL, rest)) => decode(WHAT, &compact_to_borsh(rest)?),
+        Some((&BORSH_INTERNAL, _)) => {
+            // An older folder's node: held to the same rules as a compact
+            // one (its counts are stored, so they must also add up).
+            let node: Node = decode(WHAT, bytes)?;
+            match compact_to_borsh(&encode_node(&node)[1..]) {
+                Ok(canonical) if canonical == bytes => Ok(node),
+                Ok(_) => Err(corrupt("child and leaf counts that do not add up")),
+                Err(e) => Err(e),
+            }
+        }
         _ => decode(WHAT, bytes),
     }
 }
@@ -110,6 +124,9 @@ fn compact_to_borsh(bytes: &[u8]) -> Result<Vec<u8>, NodeError> {
             1
         } else {
             let leaf_count = input.varint()?;
+            if leaf_count < 2 {
+                return Err(corrupt("an internal child with fewer than two leaves"));
+            }
             out.push(1);
             out.extend_from_slice(&leaf_count.to_le_bytes());
             leaf_count
@@ -312,6 +329,9 @@ mod tests {
         lone_leaf.extend([7; 32]);
         lone_leaf.push(1);
         assert!(reason(&lone_leaf).contains("only child is a leaf"));
+        let mut one_leaf_below = two_children();
+        *one_leaf_below.last_mut().unwrap() = 1;
+        assert!(reason(&one_leaf_below).contains("fewer than two leaves"));
         let mut extra = good.clone();
         extra.push(0);
         assert!(reason(&extra).contains("after the last child"));
@@ -367,25 +387,83 @@ mod tests {
         }
     }
 
-    proptest! {
-        /// Arbitrary bytes behind the compact tag decode to a node whose
-        /// encoding is those bytes again, or are refused; never a panic.
-        #[test]
-        fn arbitrary_bytes_never_panic(tail in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let mut bytes = vec![COMPACT_INTERNAL];
-            bytes.extend(tail);
-            if let Ok(node) = decode_node(&bytes) {
-                prop_assert_eq!(encode_node(&node), bytes);
+    /// Every single-byte change, insertion and cut of real encodings
+    /// (compact and older borsh ones) is refused, or decodes to a node
+    /// that encodes back to exactly those bytes; never a panic.
+    #[test]
+    fn mutated_encodings_are_refused_or_canonical() {
+        let nodes = jmt_nodes(3, 200, &[5, 70_000]);
+        let mut corpus = vec![two_children()];
+        for node in nodes
+            .iter()
+            .filter(|n| matches!(n, Node::Internal(_)))
+            .take(12)
+        {
+            corpus.push(encode_node(node));
+            corpus.push(encode(node));
+        }
+        let (mut decoded, mut refused) = (0, 0);
+        let mut judge = |bytes: &[u8]| match decode_node(bytes) {
+            Ok(node) => {
+                let again = if bytes[0] == BORSH_INTERNAL {
+                    encode(&node)
+                } else {
+                    encode_node(&node)
+                };
+                assert_eq!(again, bytes, "a second form of {node:?}");
+                decoded += 1;
+            }
+            Err(NodeError::Corrupt { .. }) => refused += 1,
+            Err(e) => panic!("{e}"),
+        };
+        for bytes in &corpus {
+            for at in 0..bytes.len() {
+                for mask in [0x01, 0x80, 0xff] {
+                    let mut changed = bytes.clone();
+                    changed[at] ^= mask;
+                    judge(&changed);
+                }
+                let mut longer = bytes.clone();
+                longer.insert(at, 0x81);
+                judge(&longer);
+                judge(&bytes[..at]);
             }
         }
+        // Flipped hash bytes decode; most other changes are refused.
+        assert!(
+            decoded > 1_000 && refused > 1_000,
+            "{decoded} decoded, {refused} refused"
+        );
+    }
 
+    /// An older folder's borsh node whose stored counts do not add up is
+    /// refused, not handed to jmt.
+    #[test]
+    fn borsh_nodes_with_wrong_counts_are_refused() {
+        let node = decode_node(&two_children()).unwrap();
+        let good = encode(&node);
+        assert_eq!(decode_node(&good).unwrap(), node);
+        let n = good.len();
+        for (at, what) in [(n - 16, "children"), (n - 8, "leaves")] {
+            let mut wrong = good.clone();
+            wrong[at] += 1;
+            match decode_node(&wrong) {
+                Err(NodeError::Corrupt { reason, .. }) => {
+                    assert!(reason.contains("do not add up"), "{what}: {reason}")
+                }
+                other => panic!("a wrong count of {what} decoded: {other:?}"),
+            }
+        }
+    }
+
+    proptest! {
         /// Any well-formed compact node (any children, versions and leaf
         /// counts) decodes, and encodes back to the same bytes.
         #[test]
         fn any_compact_node_round_trips(
             present in 1u16..,
             leaf_bits in any::<u16>(),
-            fields in proptest::collection::vec((any::<[u8; 32]>(), any::<u64>(), 0u64..1 << 48), 16),
+            fields in proptest::collection::vec((any::<[u8; 32]>(), any::<u64>(), 2u64..1 << 48), 16),
         ) {
             let mut leaves = leaf_bits & present;
             if present.count_ones() == 1 {
