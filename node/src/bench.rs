@@ -340,6 +340,11 @@ pub struct GrowthRow {
     pub execute_ms: f64,
     /// Mean milliseconds to commit it (one synced RocksDB batch).
     pub commit_ms: f64,
+    /// Mean internal state-tree nodes a block writes.
+    pub internal_nodes: f64,
+    /// Mean bytes of state-tree nodes (keys and values as stored) a block
+    /// writes.
+    pub node_bytes: f64,
     /// Size of the data folder per credential, in bytes.
     pub disk_bytes_per_credential: f64,
     /// The same once RocksDB has compacted every file (what pruned state
@@ -378,6 +383,7 @@ pub fn growth(
     )?;
     let mut rows = Vec::new();
     let mut window = (0u64, 0.0f64, 0.0f64, 0.0f64);
+    let mut written = (0usize, 0usize);
     let mut anchored = 0u64;
     let mut nonce = 0u64;
     while anchored < up_to {
@@ -401,6 +407,9 @@ pub fn growth(
             .execute(&built.block, &|_| true, None)?
             .map_err(|e| NodeError::Diverged(e.0))?;
         let execute = start.elapsed();
+        let writes = executed.node_writes();
+        written.0 += writes.internal;
+        written.1 += writes.bytes;
         let certificate = setup.certify(&executed.block.header);
         let start = Instant::now();
         chain.commit(&executed, &certificate)?;
@@ -430,10 +439,13 @@ pub fn growth(
                 build_ms: window.1 / blocks,
                 execute_ms: window.2 / blocks,
                 commit_ms: window.3 / blocks,
+                internal_nodes: written.0 as f64 / blocks,
+                node_bytes: written.1 as f64 / blocks,
                 disk_bytes_per_credential: folder_bytes(&dir.join("data")) as f64 / anchored as f64,
                 compacted_bytes_per_credential: None,
             });
             window = (0, 0.0, 0.0, 0.0);
+            written = (0, 0);
         }
     }
     chain.store().compact()?;
@@ -590,6 +602,15 @@ mod tests {
                 "{r:?}"
             );
             assert!(r.disk_bytes_per_credential > 0.0, "{r:?}");
+            // 2 000 new keys in a tree of 2 000 to 6 000: at least the root
+            // and its 16 children are rewritten, each internal node with
+            // two or more children (71 bytes and a 9-byte key at least),
+            // and a leaf of 65 bytes for each key.
+            assert!(r.internal_nodes >= 17.0, "{r:?}");
+            assert!(
+                r.node_bytes >= r.internal_nodes * 80.0 + 2_000.0 * 65.0,
+                "{r:?}"
+            );
         }
         let compacted: Vec<bool> = rows
             .iter()

@@ -46,6 +46,11 @@ impl Executed {
     pub fn value(&self) -> ValueId {
         self.block.header.value_id()
     }
+
+    /// What committing the block writes of the state tree's nodes.
+    pub(crate) fn node_writes(&self) -> crate::store::NodeWrites {
+        crate::store::node_writes(&self.nodes.nodes)
+    }
 }
 
 /// Why a proposed block is not valid.

@@ -561,17 +561,19 @@ fn growth(validators: usize, block: u64, up_to: u64, keep: u64) -> anyhow::Resul
     );
     let rows = cairn_node::bench::growth(dir.path(), validators, block, up_to, keep, &report_at)?;
     println!(
-        "| credentials | blocks | build / block | re-execute / block | commit / block | one validator's rate | disk per credential |\n|---|---|---|---|---|---|---|"
+        "| credentials | blocks | build / block | re-execute / block | commit / block | one validator's rate | tree nodes written / block | disk per credential |\n|---|---|---|---|---|---|---|---|"
     );
     for r in rows {
         println!(
-            "| {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {} commitments/s | {:.0} bytes |",
+            "| {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {} commitments/s | {} internal, {:.1} MB | {:.0} bytes |",
             thousands(r.credentials as f64),
             r.blocks,
             r.build_ms,
             r.execute_ms,
             r.commit_ms,
             thousands(r.validator_rate(block)),
+            thousands(r.internal_nodes),
+            r.node_bytes / 1e6,
             r.disk_bytes_per_credential
         );
         if let Some(compacted) = r.compacted_bytes_per_credential {

@@ -54,7 +54,7 @@ use rocksdb::{
 use crate::NodeError;
 
 pub use tree::RocksTree;
-pub(crate) use tree::{TopNodes, ValueReader};
+pub(crate) use tree::{NodeWrites, TopNodes, ValueReader, node_writes};
 pub use wal::RocksWal;
 
 pub(crate) const META: &str = "meta";

@@ -142,6 +142,28 @@ pub(crate) fn add_to_batch(
     Ok(())
 }
 
+/// What a version's nodes take in `tree_nodes`, as [`add_to_batch`]
+/// writes them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct NodeWrites {
+    /// Internal nodes written.
+    pub internal: usize,
+    /// Bytes of every node's key and value.
+    pub bytes: usize,
+}
+
+/// The [`NodeWrites`] of a node batch.
+pub(crate) fn node_writes(nodes: &NodeBatch) -> NodeWrites {
+    let mut writes = NodeWrites::default();
+    for (key, node) in nodes.nodes() {
+        if matches!(node, Node::Internal(_)) {
+            writes.internal += 1;
+        }
+        writes.bytes += node_key(key).len() + encode_node(node).len();
+    }
+    writes
+}
+
 impl RocksTree {
     pub(crate) fn new(store: Store) -> RocksTree {
         RocksTree { store }
