@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cairn_anchoring::{
     Action, AnchorItem, AuthenticatedState, BlockHeader, Commitment, SignedTransaction, StateKey,
@@ -382,8 +382,7 @@ pub fn growth(
         setup.genesis.clone(),
     )?;
     let mut rows = Vec::new();
-    let mut window = (0u64, 0.0f64, 0.0f64, 0.0f64);
-    let mut written = (0usize, 0usize);
+    let mut window = Window::default();
     let mut anchored = 0u64;
     let mut nonce = 0u64;
     while anchored < up_to {
@@ -407,18 +406,19 @@ pub fn growth(
             .execute(&built.block, &|_| true, None)?
             .map_err(|e| NodeError::Diverged(e.0))?;
         let execute = start.elapsed();
+        // Counted outside the timed steps: it encodes the nodes once more.
         let writes = executed.node_writes();
-        written.0 += writes.internal;
-        written.1 += writes.bytes;
         let certificate = setup.certify(&executed.block.header);
         let start = Instant::now();
         chain.commit(&executed, &certificate)?;
         let commit = start.elapsed();
         anchored += executed.commitments;
-        window.0 += 1;
-        window.1 += build.as_secs_f64() * 1e3;
-        window.2 += execute.as_secs_f64() * 1e3;
-        window.3 += commit.as_secs_f64() * 1e3;
+        window.blocks += 1;
+        window.build += build;
+        window.execute += execute;
+        window.commit += commit;
+        window.internal_nodes += writes.internal;
+        window.node_bytes += writes.bytes;
         let due = report_at
             .iter()
             .any(|&at| anchored >= at && anchored - executed.commitments < at);
@@ -432,20 +432,8 @@ pub fn growth(
             );
         }
         if due || anchored >= up_to {
-            let blocks = window.0.max(1) as f64;
-            rows.push(GrowthRow {
-                credentials: anchored,
-                blocks: window.0,
-                build_ms: window.1 / blocks,
-                execute_ms: window.2 / blocks,
-                commit_ms: window.3 / blocks,
-                internal_nodes: written.0 as f64 / blocks,
-                node_bytes: written.1 as f64 / blocks,
-                disk_bytes_per_credential: folder_bytes(&dir.join("data")) as f64 / anchored as f64,
-                compacted_bytes_per_credential: None,
-            });
-            window = (0, 0.0, 0.0, 0.0);
-            written = (0, 0);
+            let disk = folder_bytes(&dir.join("data")) as f64 / anchored as f64;
+            rows.push(std::mem::take(&mut window).row(anchored, disk));
         }
     }
     chain.store().compact()?;
@@ -454,6 +442,36 @@ pub fn growth(
             Some(folder_bytes(&dir.join("data")) as f64 / anchored as f64);
     }
     Ok(rows)
+}
+
+/// What [`growth`] adds up over the blocks of one row.
+#[derive(Default)]
+struct Window {
+    blocks: u64,
+    build: Duration,
+    execute: Duration,
+    commit: Duration,
+    internal_nodes: usize,
+    node_bytes: usize,
+}
+
+impl Window {
+    /// The row of these blocks, the state at `credentials`.
+    fn row(self, credentials: u64, disk_bytes_per_credential: f64) -> GrowthRow {
+        let blocks = self.blocks.max(1) as f64;
+        let mean_ms = |total: Duration| total.as_secs_f64() * 1e3 / blocks;
+        GrowthRow {
+            credentials,
+            blocks: self.blocks,
+            build_ms: mean_ms(self.build),
+            execute_ms: mean_ms(self.execute),
+            commit_ms: mean_ms(self.commit),
+            internal_nodes: self.internal_nodes as f64 / blocks,
+            node_bytes: self.node_bytes as f64 / blocks,
+            disk_bytes_per_credential,
+            compacted_bytes_per_credential: None,
+        }
+    }
 }
 
 /// Bytes of the files under `dir`.

@@ -360,11 +360,14 @@ fn check_in_slices(
     let mut verdicts = Vec::with_capacity(txs.len());
     let mut rest = txs;
     while !rest.is_empty() {
-        let mut end = 0;
-        let mut slice_writes = 0;
-        while end < rest.len() && (end == 0 || slice_writes + writes(rest[end]) <= WRITES_PER_CHECK)
-        {
-            slice_writes += writes(rest[end]);
+        // At least one transaction, then as many as fit.
+        let mut end = 1;
+        let mut slice_writes = writes(rest[0]);
+        while let Some(&tx) = rest.get(end) {
+            slice_writes += writes(tx);
+            if slice_writes > WRITES_PER_CHECK {
+                break;
+            }
             end += 1;
         }
         let (slice, after) = rest.split_at(end);

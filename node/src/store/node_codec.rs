@@ -2,11 +2,11 @@
 //!
 //! Internal nodes are most of what a block writes: at 10^6 credentials a
 //! block of 10 000 anchors rewrites about 20 000 of them (by the tree's
-//! shape), each with up to 16 children. jmt's borsh encoding spends 50 bytes on an internal child
-//! (an option tag, the 32-byte hash, the version and the leaf count as 8
-//! bytes each, a type tag), 42 on a leaf child, one on each empty slot and
-//! 17 on the node around them: 817 bytes for a full node. Here an internal
-//! node is:
+//! shape; `cairn bench growth` counts them), each with up to 16 children.
+//! jmt's borsh encoding spends 50 bytes on an internal child (an option
+//! tag, the 32-byte hash, the version and the leaf count as 8 bytes each,
+//! a type tag), 42 on a leaf child, one on each empty slot and 17 on the
+//! node around them: 817 bytes for a full node. Here an internal node is:
 //!
 //! ```text
 //! COMPACT_INTERNAL ‖ children bitmap (u16, LE) ‖ leaves bitmap (u16, LE)
@@ -16,10 +16,9 @@
 //!
 //! 613 bytes for a full root at 10^6 credentials and heights near 10^6
 //! (581 to 597 for full nodes below it, whose counts are shorter varints).
-//! The node's own leaf
-//! count is the sum of its children's, as jmt computes it, so it is not
-//! stored. Leaves and the null
-//! node keep jmt's borsh encoding (a tag and two hashes: nothing to save).
+//! The node's own leaf count is the sum of its children's, as jmt computes
+//! it, so it is not stored. Leaves and the null node keep jmt's borsh
+//! encoding (a tag and two hashes: nothing to save).
 //! The compact tag is one borsh never writes for a node (its tags are 0, 1
 //! and 2), so a folder written before this encoding, with borsh internal
 //! nodes, reads as before.
@@ -73,11 +72,10 @@ pub(crate) fn decode_node(bytes: &[u8]) -> Result<Node, NodeError> {
             // An older folder's node: held to the same rules as a compact
             // one (its counts are stored, so they must also add up).
             let node: Node = decode(WHAT, bytes)?;
-            match compact_to_borsh(&encode_node(&node)[1..]) {
-                Ok(canonical) if canonical == bytes => Ok(node),
-                Ok(_) => Err(corrupt("child and leaf counts that do not add up")),
-                Err(e) => Err(e),
+            if compact_to_borsh(&encode_node(&node)[1..])? != bytes {
+                return Err(corrupt("child and leaf counts that do not add up"));
             }
+            Ok(node)
         }
         _ => decode(WHAT, bytes),
     }
