@@ -56,8 +56,9 @@ pub use record::{
     STATE_KEY_LAYOUT, StateKey, Status, TxReceipt,
 };
 pub use state::{
-    AuthenticatedState, MemoryTreeStore, NodeBatch, ProofLeaf, STATE_TREE_DOMAIN, StateAt,
-    StateHasher, StateProof, TreeUpdate, version_nodes,
+    AuthenticatedState, MemoryTreeStore, NodeBatch, ProofLeaf, STATE_TREE_DOMAIN,
+    STATE_TREE_INTERNAL_DOMAIN, STATE_TREE_LEAF_DOMAIN, StateAt, StateHasher, StateProof,
+    TreeUpdate, internal_hash, leaf_hash, version_nodes,
 };
 pub use transaction::{
     Action, AnchorItem, MAX_COMMITMENTS_PER_TX, MAX_TX_BYTES, MAX_TX_LIFETIME_BLOCKS,

@@ -11,11 +11,13 @@ use crate::{Commitment, RevocationReason};
 pub const STATE_KEY_DOMAIN: &str = "cairn 2026-12 state key v2";
 static STATE_KEY: Domain = Domain::new(STATE_KEY_DOMAIN);
 
-/// Version of the state's key layout: where [`StateKey::hash`] puts each
-/// kind of key (and, in the node's store, how tree nodes are keyed). Layout
-/// 1 hashed every key alike; 2 sets the catalog apart. A data folder
-/// written under another layout holds a different tree.
-pub const STATE_KEY_LAYOUT: u32 = 2;
+/// Version of the state tree's layout: where [`StateKey::hash`] puts each
+/// kind of key, how the tree hashes its nodes (and, in the node's store,
+/// how tree nodes are keyed). Layout 1 hashed every key alike; 2 sets the
+/// catalog apart; 3 hashes each node in one blake3 compression
+/// ([`crate::StateHasher`]). A data folder written under another layout
+/// holds a different tree.
+pub const STATE_KEY_LAYOUT: u32 = 3;
 
 /// Where a value lives in the state.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]

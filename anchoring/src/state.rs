@@ -21,25 +21,106 @@ use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
 use crate::ledger::StateView;
 use crate::{AnchoringError, StateKey};
 
-/// Domain of the state tree's hashes (jmt adds its own leaf / internal node prefixes).
-pub const STATE_TREE_DOMAIN: &str = "cairn 2026-11 state tree v1";
+/// Domain of the state tree's value hashes, and of any message to
+/// [`StateHasher`] other than jmt's two node messages.
+pub const STATE_TREE_DOMAIN: &str = "cairn 2026-12 state tree v2";
+/// Domain of an internal node's hash: its two children's hashes, 64 bytes.
+pub const STATE_TREE_INTERNAL_DOMAIN: &str = "cairn 2026-12 state tree v2 internal node";
+/// Domain of a leaf's hash: its key hash, then its value hash, 64 bytes.
+pub const STATE_TREE_LEAF_DOMAIN: &str = "cairn 2026-12 state tree v2 leaf";
 static STATE_TREE: Domain = Domain::new(STATE_TREE_DOMAIN);
+static STATE_TREE_INTERNAL: Domain = Domain::new(STATE_TREE_INTERNAL_DOMAIN);
+static STATE_TREE_LEAF: Domain = Domain::new(STATE_TREE_LEAF_DOMAIN);
 
-/// blake3 (derive-key mode) for jmt.
+/// The tag jmt puts before an internal node's two child hashes.
+const JMT_INTERNAL_TAG: &[u8] = b"JMT::IntrnalNode";
+/// The tag jmt puts before a leaf's key hash and value hash.
+const JMT_LEAF_TAG: &[u8] = b"JMT::LeafNode";
+/// The longest of jmt's two node messages: tag, then two hashes.
+const NODE_MESSAGE_MAX: usize = 16 + 64;
+
+/// An internal node's hash, from its left and right children's.
+pub fn internal_hash(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    pair_hash(&STATE_TREE_INTERNAL, left, right)
+}
+
+/// A leaf's hash, from its key hash and its value's hash.
+pub fn leaf_hash(key_hash: &[u8; 32], value_hash: &[u8; 32]) -> [u8; 32] {
+    pair_hash(&STATE_TREE_LEAF, key_hash, value_hash)
+}
+
+/// Two hashes as one 64-byte message: a single blake3 compression.
+fn pair_hash(domain: &Domain, first: &[u8; 32], second: &[u8; 32]) -> [u8; 32] {
+    let mut message = [0u8; 64];
+    message[..32].copy_from_slice(first);
+    message[32..].copy_from_slice(second);
+    domain.hash(&message).0
+}
+
+/// The state tree's hash of a message of at most [`NODE_MESSAGE_MAX`]
+/// bytes: jmt's node messages by their two hashes, anything else whole.
+fn short_message_hash(message: &[u8]) -> [u8; 32] {
+    let hashes = |tag: &[u8]| message.strip_prefix(tag).filter(|rest| rest.len() == 64);
+    let (domain, message) = if let Some(children) = hashes(JMT_INTERNAL_TAG) {
+        (&STATE_TREE_INTERNAL, children)
+    } else if let Some(key_and_value) = hashes(JMT_LEAF_TAG) {
+        (&STATE_TREE_LEAF, key_and_value)
+    } else {
+        (&STATE_TREE, message)
+    };
+    domain.hash(message).0
+}
+
+/// blake3 for jmt, in derive-key mode, one domain per kind of message.
+///
+/// jmt hashes an internal node as its 16-byte tag then its two children's
+/// hashes, and a leaf as its 13-byte tag then its key hash and value hash:
+/// 80 and 77 bytes, two blake3 compressions each. This hasher hashes
+/// those two messages as their 64 bytes of hashes under a domain of their
+/// own ([`internal_hash`], [`leaf_hash`]), one compression each, and every
+/// other message (jmt's value hashes) whole under [`STATE_TREE_DOMAIN`].
+/// The domains keep the three kinds apart as jmt's tags did. The hash is
+/// a function of the message alone, however jmt splits it into updates.
 #[derive(Clone)]
-pub struct StateHasher(blake3::Hasher);
+pub struct StateHasher {
+    /// The message so far, while it is no longer than a node message.
+    head: [u8; NODE_MESSAGE_MAX],
+    head_len: usize,
+    /// The message so far, once longer.
+    long: Option<blake3::Hasher>,
+}
 
 impl jmt::SimpleHasher for StateHasher {
     fn new() -> Self {
-        StateHasher(STATE_TREE.hasher())
+        StateHasher {
+            head: [0; NODE_MESSAGE_MAX],
+            head_len: 0,
+            long: None,
+        }
     }
 
     fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
+        if let Some(long) = &mut self.long {
+            long.update(data);
+            return;
+        }
+        let end = self.head_len + data.len();
+        if let Some(room) = self.head.get_mut(self.head_len..end) {
+            room.copy_from_slice(data);
+            self.head_len = end;
+        } else {
+            let mut long = STATE_TREE.hasher();
+            long.update(&self.head[..self.head_len]);
+            long.update(data);
+            self.long = Some(long);
+        }
     }
 
     fn finalize(self) -> [u8; 32] {
-        *self.0.finalize().as_bytes()
+        match self.long {
+            Some(long) => *long.finalize().as_bytes(),
+            None => short_message_hash(&self.head[..self.head_len]),
+        }
     }
 }
 
@@ -308,6 +389,139 @@ pub(crate) mod tests {
     use super::*;
     use crate::Commitment;
     use proptest::prelude::*;
+
+    /// The three kinds of message, as blake3's own `derive_key` computes
+    /// them: node messages by their 64 bytes of hashes under their own
+    /// domains, anything else whole under the tree's.
+    fn reference_hash(message: &[u8]) -> [u8; 32] {
+        if message.len() == 80 && message.starts_with(b"JMT::IntrnalNode") {
+            blake3::derive_key(STATE_TREE_INTERNAL_DOMAIN, &message[16..])
+        } else if message.len() == 77 && message.starts_with(b"JMT::LeafNode") {
+            blake3::derive_key(STATE_TREE_LEAF_DOMAIN, &message[13..])
+        } else {
+            blake3::derive_key(STATE_TREE_DOMAIN, message)
+        }
+    }
+
+    fn streamed(message: &[u8], cuts: &[usize]) -> [u8; 32] {
+        use jmt::SimpleHasher;
+        let mut hasher = StateHasher::new();
+        let mut start = 0;
+        for &cut in cuts.iter().chain([&message.len()]) {
+            let end = cut.clamp(start, message.len());
+            hasher.update(&message[start..end]);
+            start = end;
+        }
+        hasher.finalize()
+    }
+
+    /// jmt's tree hashes with the two node functions: a one-key tree's
+    /// root is its leaf, and two keys on either side of the first bit make
+    /// a root of their two leaves.
+    #[test]
+    fn jmt_roots_are_the_node_functions() {
+        use jmt::{JellyfishMerkleTree, SimpleHasher, ValueHash};
+        let store = MemoryTreeStore::default();
+        let tree = JellyfishMerkleTree::<_, StateHasher>::new(&store);
+        let (left, right) = (KeyHash([0x11; 32]), KeyHash([0x95; 32]));
+        let leaf = |key: KeyHash, value: &[u8]| {
+            assert_eq!(
+                ValueHash::with::<StateHasher>(value).0,
+                StateHasher::hash(value)
+            );
+            leaf_hash(&key.0, &StateHasher::hash(value))
+        };
+        let (one, _) = tree
+            .put_value_set(vec![(left, Some(b"first".to_vec()))], 0)
+            .unwrap();
+        assert_eq!(one.0, leaf(left, b"first"));
+        let (two, _) = tree
+            .put_value_set(
+                vec![
+                    (left, Some(b"first".to_vec())),
+                    (right, Some(b"second".to_vec())),
+                ],
+                0,
+            )
+            .unwrap();
+        assert_eq!(
+            two.0,
+            internal_hash(&leaf(left, b"first"), &leaf(right, b"second"))
+        );
+        assert_ne!(
+            two.0,
+            internal_hash(&leaf(right, b"second"), &leaf(left, b"first"))
+        );
+    }
+
+    /// Fixed answers, from blake3's `derive_key` rather than this module's
+    /// code, and the domains kept apart: the same 64 bytes hash three ways.
+    #[test]
+    fn node_hashes_are_their_hashes_under_their_domains() {
+        use jmt::SimpleHasher;
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let both = [a, b].concat();
+        let internal = internal_hash(&a, &b);
+        let leaf = leaf_hash(&a, &b);
+        assert_eq!(
+            internal,
+            blake3::derive_key(STATE_TREE_INTERNAL_DOMAIN, &both)
+        );
+        assert_eq!(leaf, blake3::derive_key(STATE_TREE_LEAF_DOMAIN, &both));
+        assert_eq!(
+            StateHasher::hash(&both),
+            blake3::derive_key(STATE_TREE_DOMAIN, &both)
+        );
+        assert_ne!(internal, leaf);
+        assert_ne!(internal, StateHasher::hash(&both));
+        assert_eq!(
+            StateHasher::hash([b"JMT::IntrnalNode".as_slice(), &both].concat()),
+            internal
+        );
+        assert_eq!(
+            StateHasher::hash([b"JMT::LeafNode".as_slice(), &both].concat()),
+            leaf
+        );
+        // A tag with one byte more or less, or another tag, is a value.
+        for message in [
+            [b"JMT::IntrnalNode".as_slice(), &both[1..]].concat(),
+            [b"JMT::IntrnalNode".as_slice(), &both, &[0]].concat(),
+            [b"JMT::LeafNode___".as_slice(), &both].concat(),
+            [b"JMT::IntrnalNodE".as_slice(), &both].concat(),
+            b"JMT::IntrnalNode".to_vec(),
+            Vec::new(),
+        ] {
+            assert_eq!(
+                StateHasher::hash(&message),
+                blake3::derive_key(STATE_TREE_DOMAIN, &message),
+                "{message:?}"
+            );
+        }
+    }
+
+    proptest! {
+        /// The hash is the message's, however it is cut into updates: node
+        /// messages, near misses and values of any length.
+        #[test]
+        fn the_hash_is_the_messages_whatever_the_updates(
+            kind in 0u8..4,
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+            cuts in proptest::collection::vec(0usize..320, 0..6),
+        ) {
+            let message = match kind {
+                0 => [b"JMT::IntrnalNode".as_slice(), &body].concat(),
+                1 => [b"JMT::LeafNode".as_slice(), &body].concat(),
+                _ => body,
+            };
+            let mut message = message;
+            if kind < 2 && message.len() > 80 {
+                message.truncate(if kind == 0 { 80 } else { 77 });
+            }
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            prop_assert_eq!(streamed(&message, &cuts), reference_hash(&message));
+        }
+    }
 
     /// The catalog is one subtree under the root: an issuer's or a type's
     /// proof is as deep beside 3 000 credentials as beside ten, while a

@@ -2,9 +2,10 @@
 //! sibling, a bit per empty one, and no leaf at all when the proof shows
 //! the key's own value (the verifier knows the key and the value).
 //!
-//! The tree is jmt's: a leaf hashes `LEAF ‖ key hash ‖ value hash`, an inner
-//! node `INTERNAL ‖ left ‖ right`, an empty subtree is jmt's placeholder
-//! constant, all under [`StateHasher`] (blake3 in derive-key mode). jmt's
+//! The tree is jmt's, hashed by [`StateHasher`]: a leaf is
+//! [`leaf_hash`]`(key hash, value hash)`, an inner node
+//! [`internal_hash`]`(left, right)`, an empty subtree jmt's placeholder
+//! constant. jmt's
 //! own proof carries every sibling as a whole node (64 bytes or more, and a
 //! hash to recompute); [`StateProof::from_jmt`] reduces it to the hashes,
 //! and [`StateProof::verify`] folds them up to the root exactly as jmt's
@@ -19,13 +20,9 @@ use jmt::proof::SparseMerkleProof;
 use jmt::storage::{LeafNode, NibblePath, Node, NodeKey, TreeReader};
 use jmt::{KeyHash, OwnedValue, SimpleHasher, Version};
 
-use crate::state::StateHasher;
+use crate::state::{StateHasher, internal_hash, leaf_hash};
 use crate::{AnchoringError, StateKey};
 
-/// jmt's prefix of leaf hashes.
-const LEAF_SEPARATOR: &[u8] = b"JMT::LeafNode";
-/// jmt's prefix of inner node hashes.
-const INTERNAL_SEPARATOR: &[u8] = b"JMT::IntrnalNode";
 /// jmt's hash of an empty subtree.
 const PLACEHOLDER: [u8; 32] = *b"SPARSE_MERKLE_PLACEHOLDER_HASH__";
 /// Deepest path in a tree of 256-bit key hashes.
@@ -81,22 +78,6 @@ enum JmtNode {
     Null,
     Internal { left: [u8; 32], right: [u8; 32] },
     Leaf(JmtLeaf),
-}
-
-fn leaf_hash(key_hash: &[u8; 32], value_hash: &[u8; 32]) -> [u8; 32] {
-    let mut h = StateHasher::new();
-    h.update(LEAF_SEPARATOR);
-    h.update(key_hash);
-    h.update(value_hash);
-    h.finalize()
-}
-
-fn internal_hash(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
-    let mut h = StateHasher::new();
-    h.update(INTERNAL_SEPARATOR);
-    h.update(left);
-    h.update(right);
-    h.finalize()
 }
 
 /// Bit `index` of a key hash, most significant bit of byte 0 first.

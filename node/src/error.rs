@@ -28,10 +28,10 @@ pub enum NodeError {
         /// The one recorded in the data folder.
         found: Hash,
     },
-    /// The data folder's state tree is keyed by another layout than this
-    /// build's (`cairn_anchoring::STATE_KEY_LAYOUT`).
+    /// The data folder's state tree has another layout (its keys' places,
+    /// its node hashes) than this build's (`cairn_anchoring::STATE_KEY_LAYOUT`).
     #[error(
-        "the data folder's state is keyed by layout {found}, this node reads layout {expected}; move the data folder aside and let the node sync the chain from its peers"
+        "the data folder's state tree has layout {found}, this node reads layout {expected}; move the data folder aside and let the node sync the chain from its peers"
     )]
     StateLayout {
         /// This build's layout.
