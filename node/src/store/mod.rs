@@ -702,56 +702,6 @@ mod tests {
         }
     }
 
-    /// A folder of a release before the compact node encoding holds borsh
-    /// nodes: it opens, every old version still reads and proves, and the
-    /// versions committed since are stored compactly beside them.
-    #[test]
-    fn a_folder_of_borsh_nodes_reads_and_grows() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), CHAIN).unwrap();
-        let mut history = History::start(&store);
-        history.extend(&store, 10);
-        let nodes = store.cf(TREE_NODES).unwrap();
-        let stored: Vec<(Vec<u8>, Vec<u8>)> = store
-            .db
-            .iterator_cf(nodes, rocksdb::IteratorMode::Start)
-            .map(|item| {
-                let (key, value) = item.unwrap();
-                (key.to_vec(), value.to_vec())
-            })
-            .collect();
-        let mut rewritten = 0;
-        for (key, value) in &stored {
-            let borsh = encode(&node_codec::decode_node(value).unwrap());
-            if borsh != *value {
-                store.db.put_cf(nodes, key, borsh).unwrap();
-                rewritten += 1;
-            }
-        }
-        assert!(rewritten >= 10, "{rewritten} internal nodes rewritten");
-        drop(store);
-
-        let store = Store::open(dir.path(), CHAIN).unwrap();
-        history.extend(&store, 20);
-        history.check(&store, 0);
-        // Both encodings are there: borsh's up to version 10, compact after.
-        let mut tags = BTreeSet::new();
-        let nodes = store.cf(TREE_NODES).unwrap();
-        for item in store.db.iterator_cf(nodes, rocksdb::IteratorMode::Start) {
-            let (key, value) = item.unwrap();
-            let version = be_u64(&key[..8], "node version").unwrap();
-            tags.insert((version > 10, value[0]));
-        }
-        assert!(
-            tags.contains(&(false, 1)) && tags.contains(&(true, 3)),
-            "{tags:?}"
-        );
-        assert!(
-            !tags.contains(&(true, 1)),
-            "a borsh internal node written anew"
-        );
-    }
-
     /// Pruning as blocks commit keeps the last versions whole and deletes
     /// every node only older versions used; the point it reached survives a
     /// restart; an archive folder that turns pruning on drains its backlog
@@ -843,6 +793,23 @@ mod tests {
             }
             Err(other) => panic!("expected StateLayout, got {other}"),
             Ok(_) => panic!("a folder of layout 1 was opened"),
+        }
+        // A recorded earlier layout is refused too (layout 2 hashed the
+        // tree's nodes as jmt does, and stored them in borsh's form).
+        let older = tempfile::tempdir().unwrap();
+        let store = Store::open(older.path(), chain).unwrap();
+        let meta = store.cf(META).unwrap();
+        store
+            .db
+            .put_cf(meta, LAYOUT_KEY, encode(&(STATE_KEY_LAYOUT - 1)))
+            .unwrap();
+        drop(store);
+        match Store::open(older.path(), chain) {
+            Err(NodeError::StateLayout { expected, found }) => {
+                assert_eq!((expected, found), (STATE_KEY_LAYOUT, STATE_KEY_LAYOUT - 1))
+            }
+            Err(other) => panic!("expected StateLayout, got {other}"),
+            Ok(_) => panic!("a folder of an earlier layout was opened"),
         }
         // A folder of this layout opens, again and again.
         let fresh = tempfile::tempdir().unwrap();

@@ -20,15 +20,14 @@
 //! it, so it is not stored. Leaves and the null node keep jmt's borsh
 //! encoding (a tag and two hashes: nothing to save).
 //! The compact tag is one borsh never writes for a node (its tags are 0, 1
-//! and 2), so a folder written before this encoding, with borsh internal
-//! nodes, reads as before.
+//! and 2).
 //!
 //! Decoding accepts exactly what encoding writes: a bitmap that names no
 //! child, a lone leaf child, an internal child of fewer than two leaves,
 //! leaf counts that overflow, a varint longer than it needs to be or bytes
-//! left over are all [`NodeError::Corrupt`]. A borsh internal node of an
-//! older folder is held to the same rules, and its stored counts must add
-//! up.
+//! left over are all [`NodeError::Corrupt`], and so is an internal node in
+//! borsh's form (folders that held them are of an older state layout, and
+//! refused when the store opens).
 
 use jmt::storage::Node;
 
@@ -64,19 +63,13 @@ pub(crate) fn encode_node(node: &Node) -> Vec<u8> {
 }
 
 /// A node from the bytes `tree_nodes` holds: the compact encoding of an
-/// internal node, or jmt's borsh encoding of any node.
+/// internal node, or jmt's borsh encoding of a leaf or the null node.
 pub(crate) fn decode_node(bytes: &[u8]) -> Result<Node, NodeError> {
     match bytes.split_first() {
         Some((&COMPACT_INTERNAL, rest)) => decode(WHAT, &compact_to_borsh(rest)?),
-        Some((&BORSH_INTERNAL, _)) => {
-            // An older folder's node: held to the same rules as a compact
-            // one (its counts are stored, so they must also add up).
-            let node: Node = decode(WHAT, bytes)?;
-            if compact_to_borsh(&encode_node(&node)[1..])? != bytes {
-                return Err(corrupt("child and leaf counts that do not add up"));
-            }
-            Ok(node)
-        }
+        Some((&BORSH_INTERNAL, _)) => Err(corrupt(
+            "an internal node in borsh's form, which this state layout never writes",
+        )),
         _ => decode(WHAT, bytes),
     }
 }
@@ -272,19 +265,34 @@ mod tests {
         );
     }
 
-    /// A folder written before the compact encoding holds borsh internal
-    /// nodes; they read as they did.
+    /// Leaves and the null node read in borsh's form; internal nodes in
+    /// it are refused by name, whatever their contents.
     #[test]
-    fn borsh_internal_nodes_still_read() {
+    fn only_leaves_and_null_read_in_borsh_form() {
+        let (mut internal, mut leaves) = (0, 0);
         for node in jmt_nodes(2, 300, &[3, 1 << 40]) {
-            let old = encode(&node);
+            let borsh = encode(&node);
             if matches!(node, Node::Internal(_)) {
-                assert_eq!(old[0], BORSH_INTERNAL);
+                assert_eq!(borsh[0], BORSH_INTERNAL);
+                match decode_node(&borsh) {
+                    Err(NodeError::Corrupt { reason, .. }) => {
+                        assert!(reason.contains("borsh's form"), "{reason}")
+                    }
+                    other => panic!("a borsh internal node read: {other:?}"),
+                }
+                internal += 1;
+            } else {
+                assert_eq!(decode_node(&borsh).unwrap(), node);
+                leaves += 1;
             }
-            assert_eq!(decode_node(&old).unwrap(), node);
         }
+        assert!(
+            internal > 16 && leaves == 600,
+            "{internal} internal, {leaves} leaves"
+        );
         let leaf = Node::Leaf(LeafNode::new(KeyHash([1; 32]), ValueHash([2; 32])));
         assert_eq!(decode_node(&encode(&leaf)).unwrap(), leaf);
+        assert_eq!(decode_node(&encode(&Node::Null)).unwrap(), Node::Null);
     }
 
     #[test]
@@ -385,9 +393,9 @@ mod tests {
         }
     }
 
-    /// Every single-byte change, insertion and cut of real encodings
-    /// (compact and older borsh ones) is refused, or decodes to a node
-    /// that encodes back to exactly those bytes; never a panic.
+    /// Every single-byte change, insertion and cut of real encodings is
+    /// refused, or decodes to a node that encodes back to exactly those
+    /// bytes; never a panic.
     #[test]
     fn mutated_encodings_are_refused_or_canonical() {
         let nodes = jmt_nodes(3, 200, &[5, 70_000]);
@@ -398,17 +406,11 @@ mod tests {
             .take(12)
         {
             corpus.push(encode_node(node));
-            corpus.push(encode(node));
         }
         let (mut decoded, mut refused) = (0, 0);
         let mut judge = |bytes: &[u8]| match decode_node(bytes) {
             Ok(node) => {
-                let again = if bytes[0] == BORSH_INTERNAL {
-                    encode(&node)
-                } else {
-                    encode_node(&node)
-                };
-                assert_eq!(again, bytes, "a second form of {node:?}");
+                assert_eq!(encode_node(&node), bytes, "a second form of {node:?}");
                 decoded += 1;
             }
             Err(NodeError::Corrupt { .. }) => refused += 1,
@@ -432,26 +434,6 @@ mod tests {
             decoded > 1_000 && refused > 1_000,
             "{decoded} decoded, {refused} refused"
         );
-    }
-
-    /// An older folder's borsh node whose stored counts do not add up is
-    /// refused, not handed to jmt.
-    #[test]
-    fn borsh_nodes_with_wrong_counts_are_refused() {
-        let node = decode_node(&two_children()).unwrap();
-        let good = encode(&node);
-        assert_eq!(decode_node(&good).unwrap(), node);
-        let n = good.len();
-        for (at, what) in [(n - 16, "children"), (n - 8, "leaves")] {
-            let mut wrong = good.clone();
-            wrong[at] += 1;
-            match decode_node(&wrong) {
-                Err(NodeError::Corrupt { reason, .. }) => {
-                    assert!(reason.contains("do not add up"), "{what}: {reason}")
-                }
-                other => panic!("a wrong count of {what} decoded: {other:?}"),
-            }
-        }
     }
 
     proptest! {
