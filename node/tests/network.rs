@@ -357,6 +357,11 @@ fn restarted_validators_continue_without_conflicting_votes() {
         assert!(height > 2 * KEEP_STATE_VERSIONS, "{status}");
         assert_eq!(state["kept_versions"], KEEP_STATE_VERSIONS, "{status}");
         assert_eq!(
+            state["layout"],
+            cairn_anchoring::STATE_KEY_LAYOUT,
+            "{status}"
+        );
+        assert_eq!(
             state["oldest_version"],
             height + 1 - KEEP_STATE_VERSIONS,
             "{status}"

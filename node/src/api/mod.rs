@@ -199,6 +199,7 @@ async fn status(State(s): State<Arc<Shared>>) -> ApiResult {
     let chain = read(&s.chain);
     let height = chain.height();
     let state = json!({
+        "layout": cairn_anchoring::STATE_KEY_LAYOUT,
         "oldest_version": chain.store().oldest_state_version(),
         "kept_versions": match chain.store().kept_state_versions() {
             0 => Value::Null,
