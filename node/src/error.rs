@@ -31,7 +31,7 @@ pub enum NodeError {
     /// The data folder's state tree has another layout (its keys' places,
     /// its node hashes) than this build's (`cairn_anchoring::STATE_KEY_LAYOUT`).
     #[error(
-        "the data folder's state tree has layout {found}, this node reads layout {expected}; move the data folder aside and let the node sync the chain from its peers"
+        "the data folder's state tree has layout {found}, this node reads layout {expected}: a chain begun under layout {found} needs a release of that layout (its blocks' state roots were computed under it); for a chain of layout {expected}, move the data folder aside and let the node sync it from its peers"
     )]
     StateLayout {
         /// This build's layout.

@@ -25,14 +25,15 @@
 //! ([`Store::keep_state_versions`]): the write that commits height `h` also
 //! deletes the nodes that only versions before `h + 1 - keep` use, as
 //! listed in `stale_nodes`. Blocks, certificates and indexes are never
-//! pruned, nor the values of `tree_values` (most keys are written once),
-//! nor the nodes of versions committed before stale lists were kept (a
-//! folder of an older release: it has no list for them).
+//! pruned, nor the values of `tree_values` (most keys are written once).
+//! A version without a stale list has nothing to delete, and pruning
+//! moves past it.
 //!
-//! The meta family records the layout of the state's keys
+//! The meta family records the state tree's layout
 //! (`cairn_anchoring::STATE_KEY_LAYOUT`: where `StateKey::hash` puts each
-//! kind of key, and how tree nodes are keyed); [`Store::open`] refuses a
-//! folder of another layout with [`NodeError::StateLayout`].
+//! kind of key, how the tree hashes its nodes, how its nodes are keyed and
+//! encoded here); [`Store::open`] refuses a folder of another layout with
+//! [`NodeError::StateLayout`].
 
 mod node_codec;
 mod tree;
@@ -423,9 +424,9 @@ impl Store {
         if oldest_kept <= pruned {
             return Ok(None);
         }
-        // Versions committed before stale lists were kept (by an older
-        // release) have none, and nothing of theirs can be deleted: the
-        // budget starts at the first version that has a list.
+        // A version without a list (as in folders of releases before the
+        // lists were kept) has nothing to delete: the budget starts at the
+        // first version that has one.
         let stale_cf = self.cf(STALE_NODES)?;
         let next = pruned + 1;
         let mut first = self.db.get_pinned_cf(stale_cf, next.to_be_bytes())?;
@@ -779,7 +780,7 @@ mod tests {
     }
 
     #[test]
-    fn a_data_folder_of_another_key_layout_is_refused() {
+    fn a_data_folder_of_another_state_layout_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let chain = Hash([3; 32]);
         let store = Store::open(dir.path(), chain).unwrap();
