@@ -26,8 +26,6 @@
 //! deletes the nodes that only versions before `h + 1 - keep` use, as
 //! listed in `stale_nodes`. Blocks, certificates and indexes are never
 //! pruned, nor the values of `tree_values` (most keys are written once).
-//! A version without a stale list has nothing to delete, and pruning
-//! moves past it.
 //!
 //! The meta family records the state tree's layout
 //! (`cairn_anchoring::STATE_KEY_LAYOUT`: where `StateKey::hash` puts each
@@ -424,28 +422,17 @@ impl Store {
         if oldest_kept <= pruned {
             return Ok(None);
         }
-        // A version without a list (as in folders of releases before the
-        // lists were kept) has nothing to delete: the budget starts at the
-        // first version that has one.
         let stale_cf = self.cf(STALE_NODES)?;
-        let next = pruned + 1;
-        let mut first = self.db.get_pinned_cf(stale_cf, next.to_be_bytes())?;
-        let from = match first {
-            Some(_) => next,
-            None => self.first_stale_list(next, height)?.unwrap_or(height),
-        };
-        let through = oldest_kept.min(from - 1 + PRUNE_VERSIONS_PER_COMMIT);
+        let through = oldest_kept.min(pruned + PRUNE_VERSIONS_PER_COMMIT);
         // Point reads and point deletions, a version at a time: a range
         // deletion per commit would pile up range tombstones that every
-        // later read of the family has to go through.
+        // later read of the family has to go through. Every version above
+        // the pruned one has a list, written by the commit that made it
+        // (only the version a commit prunes at once goes without).
         let nodes = self.cf(TREE_NODES)?;
-        for version in from..=through.min(height - 1) {
+        for version in pruned + 1..=through.min(height - 1) {
             let key = version.to_be_bytes();
-            let list = match first.take() {
-                Some(list) => Some(list),
-                None => self.db.get_pinned_cf(stale_cf, key)?,
-            };
-            if let Some(keys) = list {
+            if let Some(keys) = self.db.get_pinned_cf(stale_cf, key)? {
                 for node in tree::decode_stale(&keys)? {
                     batch.delete_cf(nodes, node);
                 }
@@ -459,22 +446,6 @@ impl Store {
         }
         batch.put_cf(self.cf(META)?, PRUNED_KEY, through.to_be_bytes());
         Ok(Some(through))
-    }
-
-    /// The first version from `from` and below `below` with a stale list.
-    /// Lists before `from` are deleted already; the seek starts past them.
-    fn first_stale_list(&self, from: u64, below: u64) -> Result<Option<u64>, NodeError> {
-        let mut options = rocksdb::ReadOptions::default();
-        options.set_iterate_upper_bound(below.to_be_bytes());
-        let mut iter = self.db.raw_iterator_cf_opt(self.cf(STALE_NODES)?, options);
-        iter.seek(from.to_be_bytes());
-        match iter.key() {
-            Some(key) => be_u64(key, "stale list key").map(Some),
-            None => {
-                iter.status()?;
-                Ok(None)
-            }
-        }
     }
 
     /// Keeps a block proposed at a height not yet committed, so that a
@@ -742,26 +713,6 @@ mod tests {
             .collect();
         assert_eq!(pending, [45], "stale lists of pruned versions remain");
         drop(store);
-
-        // A folder from before stale lists were kept: pruning skips the
-        // versions without a list instead of spending commits on them.
-        let legacy = tempfile::tempdir().unwrap();
-        let old = Store::open(legacy.path(), CHAIN).unwrap();
-        let mut old_history = History::start(&old);
-        old_history.extend(&old, 40);
-        let stale = old.cf(STALE_NODES).unwrap();
-        for version in 1..=30u64 {
-            old.db.delete_cf(stale, version.to_be_bytes()).unwrap();
-        }
-        drop(old);
-        let old = Store::open(legacy.path(), CHAIN)
-            .unwrap()
-            .keep_state_versions(2);
-        for (height, oldest) in [(41, 38), (42, 41), (43, 42)] {
-            old_history.extend(&old, height);
-            assert_eq!(old.oldest_state_version(), oldest);
-        }
-        drop(old);
 
         // Keeping only the committed version, each commit prunes its own
         // stale nodes as well.
