@@ -4,7 +4,7 @@
 //! effects of those before it.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use borsh::BorshDeserialize;
 use cairn_genesis::{CredentialType, GenesisDocument, Hash, Issuer, Timestamp};
@@ -16,16 +16,15 @@ use crate::record::{
 use crate::transaction::{Action, AnchorItem, MAX_TX_LIFETIME_BLOCKS, SignedTransaction};
 use crate::{AnchoringError, Commitment};
 
-/// Read access to the state as of the previous block.
+/// Read access to the state as of the previous block, and to the
+/// transactions its chain has applied (the replay rule of
+/// [`crate::transaction`]).
 pub trait StateView {
     /// The encoded value under `key`, if any.
     fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError>;
-}
-
-impl StateView for BTreeMap<StateKey, Vec<u8>> {
-    fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
-        Ok(BTreeMap::get(self, key).cloned())
-    }
+    /// Whether a block of this chain, up to the previous block, applied
+    /// transaction `tx`.
+    fn applied(&self, tx: &Hash) -> Result<bool, AnchoringError>;
 }
 
 /// What every transaction of a block is checked against.
@@ -85,6 +84,10 @@ impl<V: StateView> StateView for CatalogCache<'_, V> {
         self.catalog.borrow_mut().insert(key.clone(), found.clone());
         Ok(found)
     }
+
+    fn applied(&self, tx: &Hash) -> Result<bool, AnchoringError> {
+        self.base.applied(tx)
+    }
 }
 
 /// Applies `txs` in order on top of `view`. Only a storage failure is an `Err`.
@@ -100,10 +103,12 @@ pub fn apply_block(
         catalog: RefCell::new(HashMap::new()),
     };
     let mut outcome = BlockOutcome::default();
+    let mut applied = HashSet::new();
     for (index, tx) in txs.iter().enumerate() {
         let mut overlay = Overlay {
             base: view,
             block: &outcome.changes,
+            applied: &applied,
             writes: BTreeMap::new(),
         };
         let index = u32::try_from(index).unwrap_or(u32::MAX);
@@ -111,6 +116,7 @@ pub fn apply_block(
             Ok(receipt) => {
                 let writes = overlay.writes;
                 outcome.changes.extend(writes);
+                applied.insert(receipt.tx);
                 outcome.results.push(Ok(receipt));
             }
             Err(AnchoringError::Storage(e)) => return Err(AnchoringError::Storage(e)),
@@ -134,11 +140,13 @@ pub fn check_each(
         catalog: RefCell::new(HashMap::new()),
     };
     let nothing_before = BTreeMap::new();
+    let none_applied = HashSet::new();
     txs.iter()
         .map(|tx| {
             let mut overlay = Overlay {
                 base: view,
                 block: &nothing_before,
+                applied: &none_applied,
                 writes: BTreeMap::new(),
             };
             match apply_tx(&mut overlay, ctx, tx, 0) {
@@ -153,10 +161,16 @@ pub fn check_each(
 struct Overlay<'a, V: StateView> {
     base: &'a V,
     block: &'a BTreeMap<StateKey, Vec<u8>>,
+    /// The transactions this block applied before this one.
+    applied: &'a HashSet<Hash>,
     writes: BTreeMap<StateKey, Vec<u8>>,
 }
 
 impl<V: StateView> Overlay<'_, V> {
+    fn applied(&self, tx: &Hash) -> Result<bool, AnchoringError> {
+        Ok(self.applied.contains(tx) || self.base.applied(tx)?)
+    }
+
     fn raw(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
         if let Some(v) = self.writes.get(key).or_else(|| self.block.get(key)) {
             return Ok(Some(v.clone()));
@@ -204,7 +218,7 @@ fn apply_tx<V: StateView>(
     }
     tx.check_shape(ctx.max_commitments_per_tx)?;
     let id = signed.id();
-    if state.raw(&StateKey::Transaction(id))?.is_some() {
+    if state.applied(&id)? {
         return Err(AnchoringError::Replay { tx: id });
     }
     let issuer: Issuer = state
@@ -293,13 +307,11 @@ fn apply_tx<V: StateView>(
             state.write(StateKey::Credential(new.commitment), &successor);
         }
     }
-    let receipt = TxReceipt {
+    Ok(TxReceipt {
         tx: id,
         height: ctx.height,
         index,
-    };
-    state.write(StateKey::Transaction(id), &receipt);
-    Ok(receipt)
+    })
 }
 
 /// A new credential's type exists, its issuer is accredited for it, and it

@@ -1,5 +1,5 @@
-//! What the ledger keeps: credential records with their lifecycle, issuers,
-//! credential types and applied transactions, each under a [`StateKey`].
+//! What the ledger keeps: credential records with their lifecycle, issuers
+//! and credential types, each under a [`StateKey`].
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_genesis::{Domain, Hash, Timestamp};
@@ -15,9 +15,11 @@ static STATE_KEY: Domain = Domain::new(STATE_KEY_DOMAIN);
 /// kind of key, how the tree hashes its nodes (and, in the node's store,
 /// how tree nodes are keyed). Layout 1 hashed every key alike; 2 sets the
 /// catalog apart; 3 hashes each node in one blake3 compression
-/// ([`crate::StateHasher`]). A data folder written under another layout
-/// holds a different tree.
-pub const STATE_KEY_LAYOUT: u32 = 3;
+/// ([`crate::StateHasher`]); 4 no longer keeps a receipt of each applied
+/// transaction in the state (the blocks record them, and the replay rule
+/// reads them there). A data folder written under another layout holds a
+/// different tree.
+pub const STATE_KEY_LAYOUT: u32 = 4;
 
 /// Where a value lives in the state.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
@@ -28,24 +30,22 @@ pub enum StateKey {
     Issuer(String),
     /// A credential type, by code.
     CredentialType(String),
-    /// An applied transaction, by id.
-    Transaction(Hash),
 }
 
 impl StateKey {
     /// The 32-byte key the state tree uses: the key's domain hash, with its
     /// first nibble set apart by kind. The catalog (issuers and credential
-    /// types) takes first nibble 0, everything else 8 to 15, so the
-    /// catalog is one subtree under the root, beside the credentials and
-    /// transactions whatever their number: an issuer's or a type's proof,
-    /// carried in every bundle, is a hash and three empty bits at the root
-    /// and then only as deep as the catalog, where it would otherwise grow
-    /// with every credential anchored.
+    /// types) takes first nibble 0 and credentials 8 to 15, so the catalog
+    /// is one subtree under the root, beside the credentials whatever their
+    /// number: an issuer's or a type's proof, carried in every bundle, is a
+    /// hash and three empty bits at the root and then only as deep as the
+    /// catalog, where it would otherwise grow with every credential
+    /// anchored.
     pub fn hash(&self) -> Hash {
         let mut hash = STATE_KEY.hash(&borsh::to_vec(self).unwrap_or_default());
         match self {
             StateKey::Issuer(_) | StateKey::CredentialType(_) => hash.0[0] &= 0x0f,
-            StateKey::Credential(_) | StateKey::Transaction(_) => hash.0[0] |= 0x80,
+            StateKey::Credential(_) => hash.0[0] |= 0x80,
         }
         hash
     }
@@ -180,7 +180,8 @@ impl CredentialRecord {
     }
 }
 
-/// The record of an applied transaction.
+/// Where a transaction was applied. Not kept in the state: the block that
+/// applied it records it, and proves it with a [`crate::TxInclusion`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 pub struct TxReceipt {
     /// The transaction id.

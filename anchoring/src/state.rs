@@ -18,7 +18,6 @@ pub use jmt::storage::NodeBatch;
 use jmt::storage::StaleNodeIndex;
 use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
 
-use crate::ledger::StateView;
 use crate::{AnchoringError, StateKey};
 
 /// Domain of the state tree's value hashes, and of any message to
@@ -373,14 +372,17 @@ fn put_set<R: TreeReader>(
     Ok((root, update))
 }
 
-/// The state at one version, for [`crate::apply_block`].
+/// The state's values at one version. With the transactions its chain
+/// applied (which the blocks hold, not the state), a node makes of it the
+/// [`crate::StateView`] that [`crate::apply_block`] reads.
 pub struct StateAt<'a, S> {
     store: &'a S,
     version: Version,
 }
 
-impl<S: TreeReader> StateView for StateAt<'_, S> {
-    fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
+impl<S: TreeReader> StateAt<'_, S> {
+    /// The encoded value under `key` at this version, if any.
+    pub fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
         self.store
             .get_value_option(self.version, KeyHash(key.hash().0))
             .map_err(storage)
@@ -508,7 +510,7 @@ pub(crate) mod tests {
                 StateKey::Credential(Commitment(Hash([3; 32]))),
                 vec![3; 100],
             ),
-            (StateKey::Transaction(Hash([4; 32])), vec![4]),
+            (StateKey::Credential(Commitment(Hash([4; 32]))), vec![4]),
         ]
         .into_iter()
         .collect();
@@ -516,8 +518,8 @@ pub(crate) mod tests {
         assert_eq!(
             (crate::STATE_KEY_LAYOUT, root.to_string()),
             (
-                3,
-                "30e4573adffc5aa023941b4f640156adb952a3a802aad355c2c96377ed2d14c8".to_string()
+                4,
+                "90c928ad97f322a85bee230099fbabb0da4c84ef9980dbb6b2303db40ec6d696".to_string()
             )
         );
     }
@@ -560,7 +562,8 @@ pub(crate) mod tests {
         for key in &catalog {
             assert_eq!(key.hash().0[0] >> 4, 0, "{key:?}");
         }
-        for key in [credential(1), StateKey::Transaction(Hash([0; 32]))] {
+        for n in 0..40 {
+            let key = credential(n);
             assert!(key.hash().0[0] >> 4 >= 8, "{key:?}");
         }
         let mut state = AuthenticatedState::new(MemoryTreeStore::default(), None);

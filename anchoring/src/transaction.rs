@@ -4,10 +4,15 @@
 //! # Replay rule
 //!
 //! A transaction's id is the hash of its unsigned body (chain, issuer, key,
-//! nonce, expiry, action). Once applied, the id is recorded in the
-//! authenticated state for good, so the same transaction is refused
-//! ([`AnchoringError::Replay`]) whenever it comes again, and anyone can prove
-//! that it was applied. A transaction is also refused after its expiry
+//! nonce, expiry, action). A block holds only the transactions it applied,
+//! so the chain's blocks are the record of every applied id, for good: the
+//! same transaction is refused ([`AnchoringError::Replay`]) whenever it
+//! comes again, and anyone can prove that it was applied with its block's
+//! certificate and a [`crate::TxInclusion`]. The ledger asks the chain
+//! through [`crate::StateView::applied`] (a node keeps an index of the ids
+//! in its blocks); the authenticated state does not repeat it, so a
+//! transaction adds to the state tree only what it changes. A transaction
+//! is also refused after its expiry
 //! height, which must lie within [`MAX_TX_LIFETIME_BLOCKS`] of the block, so
 //! a signed transaction that was never submitted cannot surface years later.
 //! Submitting the same transaction twice is therefore idempotent for the

@@ -417,6 +417,23 @@ impl StateView for Broken {
     fn get(&self, _: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
         Err(AnchoringError::Storage("disk gone".into()))
     }
+
+    fn applied(&self, _: &Hash) -> Result<bool, AnchoringError> {
+        Err(AnchoringError::Storage("disk gone".into()))
+    }
+}
+
+/// A state whose entries read, but whose index of applied transactions fails.
+struct IndexGone<'a>(&'a MemoryState);
+
+impl StateView for IndexGone<'_> {
+    fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
+        self.0.get(key)
+    }
+
+    fn applied(&self, _: &Hash) -> Result<bool, AnchoringError> {
+        Err(AnchoringError::Storage("index gone".into()))
+    }
 }
 
 #[test]
@@ -428,6 +445,44 @@ fn a_storage_failure_is_not_a_refusal() {
         Err(AnchoringError::Storage("disk gone".into()))
     );
     assert_eq!(check_each(&Broken, &chain.ctx(), &[]), Ok(vec![]));
+    let index_gone = IndexGone(&chain.state);
+    assert_eq!(
+        check_each(&index_gone, &chain.ctx(), &[&tx]),
+        Err(AnchoringError::Storage("index gone".into()))
+    );
+    assert_eq!(
+        apply_block(&index_gone, &chain.ctx(), &[tx]).map(|o| o.results),
+        Err(AnchoringError::Storage("index gone".into()))
+    );
+}
+
+/// A transaction puts in the state only what it changes: the record of
+/// each credential it anchors or acts on, and no entry of its own. The
+/// chain's blocks remember that it was applied.
+#[test]
+fn a_transaction_writes_only_the_records_it_changes() {
+    let mut chain = Chain::new();
+    let anchor = chain.police(Action::Anchor(vec![item(1, DRIVER), item(2, DRIVER)]));
+    let outcome = apply_block(&chain.state, &chain.ctx(), std::slice::from_ref(&anchor)).unwrap();
+    let mut anchored = vec![
+        StateKey::Credential(commitment(1)),
+        StateKey::Credential(commitment(2)),
+    ];
+    anchored.sort();
+    assert_eq!(
+        outcome.changes.keys().cloned().collect::<Vec<_>>(),
+        anchored
+    );
+    chain.apply(anchor.clone()).unwrap();
+    assert!(chain.state.applied.contains(&anchor.id()));
+    let suspend = chain.police(Action::Suspend {
+        commitment: commitment(2),
+    });
+    let outcome = apply_block(&chain.state, &chain.ctx(), &[suspend]).unwrap();
+    assert_eq!(
+        outcome.changes.keys().collect::<Vec<_>>(),
+        vec![&StateKey::Credential(commitment(2))]
+    );
 }
 
 #[test]

@@ -15,6 +15,7 @@ use common::*;
 struct Ledger {
     chain: Chain,
     state: AuthenticatedState<MemoryTreeStore>,
+    applied: Applied,
     roots: Vec<cairn_genesis::Hash>,
 }
 
@@ -26,6 +27,7 @@ impl Ledger {
         Ledger {
             chain,
             state,
+            applied: Applied::default(),
             roots: vec![root],
         }
     }
@@ -36,8 +38,13 @@ impl Ledger {
     ) -> Vec<Result<cairn_anchoring::TxReceipt, AnchoringError>> {
         let txs: Vec<_> = actions.into_iter().map(|a| self.chain.police(a)).collect();
         let height = self.chain.height + 1;
-        let outcome = apply_block(&self.state.at(height - 1), &self.chain.ctx(), &txs).unwrap();
+        let view = TreeView {
+            values: self.state.at(height - 1),
+            applied: &self.applied,
+        };
+        let outcome = apply_block(&view, &self.chain.ctx(), &txs).unwrap();
         let root = self.state.commit(height, &outcome.changes).unwrap();
+        self.applied.record(&outcome);
         self.roots.push(root);
         self.chain.height = height;
         self.chain.time = Timestamp(self.chain.time.0 + 5_000);

@@ -490,16 +490,16 @@ fn folder_bytes(dir: &Path) -> u64 {
 }
 
 /// A demo chain whose keys are all at hand: validators to certify blocks,
-/// one issuer to anchor.
-struct GrowthChain {
-    genesis: GenesisDocument,
+/// one issuer to anchor (also the chain's tests' fixture).
+pub(crate) struct GrowthChain {
+    pub(crate) genesis: GenesisDocument,
     validators: Vec<KeyPair>,
     issuer: KeyPair,
     issuer_id: String,
 }
 
 impl GrowthChain {
-    fn new(dir: &Path, count: usize) -> Result<GrowthChain, NodeError> {
+    pub(crate) fn new(dir: &Path, count: usize) -> Result<GrowthChain, NodeError> {
         let agencies =
             cairn_devnet::demo_agencies(count).map_err(|e| NodeError::Startup(e.to_string()))?;
         let mut validators = Vec::new();
@@ -536,11 +536,11 @@ impl GrowthChain {
         })
     }
 
-    fn proposer(&self) -> cairn_genesis::PublicKey {
+    pub(crate) fn proposer(&self) -> cairn_genesis::PublicKey {
         self.validators[0].public_key()
     }
 
-    fn anchor(&self, nonce: u64, height: u64, count: u64) -> SignedTransaction {
+    pub(crate) fn anchor(&self, nonce: u64, height: u64, count: u64) -> SignedTransaction {
         let items = (0..count)
             .map(|k| AnchorItem {
                 commitment: Commitment(Hash::domain(
@@ -563,7 +563,7 @@ impl GrowthChain {
     }
 
     /// Precommits of every validator for `header`.
-    fn certify(&self, header: &BlockHeader) -> CommitCertificate {
+    pub(crate) fn certify(&self, header: &BlockHeader) -> CommitCertificate {
         let value = header.value_id();
         let signatures = self
             .validators

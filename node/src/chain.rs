@@ -161,8 +161,21 @@ impl StateView for Committed<'_> {
                 let chain = self.chain;
                 chain.catalog.get_or(chain.height, key, || self.read(key))
             }
-            StateKey::Credential(_) | StateKey::Transaction(_) => self.read(key),
+            StateKey::Credential(_) => self.read(key),
         }
+    }
+
+    /// The transaction index holds exactly the transactions of the
+    /// committed blocks (a block holds only those it applied), written in
+    /// the same batch as each block. An entry above this view's height
+    /// would be of a block it does not include: it does not count.
+    fn applied(&self, tx: &Hash) -> Result<bool, AnchoringError> {
+        let location = self
+            .chain
+            .store
+            .transaction_location(tx)
+            .map_err(|e| AnchoringError::Storage(e.to_string()))?;
+        Ok(location.is_some_and(|(height, _)| height <= self.chain.height))
     }
 }
 
@@ -495,7 +508,6 @@ impl Chain {
 
     /// The value of `key` in the committed state, decoded.
     pub fn read<T: borsh::BorshDeserialize>(&self, key: &StateKey) -> Result<Option<T>, NodeError> {
-        use cairn_anchoring::StateView;
         self.state
             .at(self.height)
             .get(key)?
@@ -621,4 +633,69 @@ fn count_commitments(txs: &[SignedTransaction]) -> u64 {
             _ => 0,
         })
         .sum()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::bench::GrowthChain;
+
+    /// The replay rule reads the transaction index: a transaction of a
+    /// committed block is refused when it comes again, at admission, when
+    /// this node builds a block, and in a block another proposer built,
+    /// also after a restart.
+    #[test]
+    fn a_committed_transaction_is_refused_when_it_comes_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = GrowthChain::new(dir.path(), 4).unwrap();
+        let open = || {
+            let store = Store::open(&dir.path().join("data"), setup.genesis.hash()).unwrap();
+            Chain::open(store, setup.genesis.clone()).unwrap()
+        };
+        let mut chain = open();
+        let first = setup.anchor(1, 1, 3);
+        let (executed, refused) = chain
+            .build(vec![first.clone()], Timestamp::now(), setup.proposer())
+            .unwrap();
+        assert!(refused.is_empty(), "{refused:?}");
+        chain
+            .commit(&executed, &setup.certify(&executed.block.header))
+            .unwrap();
+        let replay = AnchoringError::Replay { tx: first.id() };
+        for reopened in [false, true] {
+            if reopened {
+                drop(chain);
+                chain = open();
+            }
+            let second = setup.anchor(2, 2, 3);
+            assert_eq!(
+                chain
+                    .check_transactions(&[&first, &second], Timestamp::now())
+                    .unwrap(),
+                vec![Err(replay.clone()), Ok(())]
+            );
+            let (built, refused) = chain
+                .build(
+                    vec![first.clone(), second.clone()],
+                    Timestamp::now(),
+                    setup.proposer(),
+                )
+                .unwrap();
+            assert_eq!(refused, vec![(first.clone(), replay.clone())]);
+            assert_eq!(built.block.transactions, vec![second.clone()]);
+            // Another proposer's block that carries it again is invalid.
+            let mut block = built.block.clone();
+            block.transactions.insert(0, first.clone());
+            block.header.transactions_root = transactions_root(&block.transactions);
+            block.header.transaction_count = 2;
+            let verdict = chain.execute(&block, &|_| true, None).unwrap();
+            match verdict {
+                Err(InvalidBlock(reason)) => {
+                    assert_eq!(reason, format!("transaction 0 is refused: {replay}"),)
+                }
+                Ok(_) => panic!("a block replaying a committed transaction was accepted"),
+            }
+        }
+    }
 }

@@ -3,14 +3,15 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use cairn_anchoring::{
-    Action, AnchorItem, AnchoringError, BlockContext, Commitment, StateKey, Transaction, TxReceipt,
-    apply_block, genesis_state,
+    Action, AnchorItem, AnchoringError, BlockContext, BlockOutcome, Commitment, StateAt, StateKey,
+    StateView, Transaction, TxReceipt, apply_block, genesis_state,
 };
 use cairn_genesis::{CredentialType, GenesisDocument, Hash, Issuer, IssuerKey, Timestamp};
 use ed25519_dalek::SigningKey;
+use jmt::storage::TreeReader;
 
 pub const POLICE: &str = "11310000MB0000001C";
 pub const MARKET: &str = "11320000MB0000002K";
@@ -106,10 +107,61 @@ pub fn item(n: u32, credential_type: &str) -> AnchorItem {
     }
 }
 
+/// The transactions a chain's blocks applied, as a node's index of its
+/// blocks keeps them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied(HashSet<Hash>);
+
+impl Applied {
+    /// Records the transactions `outcome` applied.
+    pub fn record(&mut self, outcome: &BlockOutcome) {
+        self.0
+            .extend(outcome.results.iter().flatten().map(|receipt| receipt.tx));
+    }
+
+    pub fn contains(&self, tx: &Hash) -> bool {
+        self.0.contains(tx)
+    }
+}
+
+/// A ledger's state in memory: its entries and the transactions applied.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemoryState {
+    pub entries: BTreeMap<StateKey, Vec<u8>>,
+    pub applied: Applied,
+}
+
+impl StateView for MemoryState {
+    fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
+        Ok(self.entries.get(key).cloned())
+    }
+
+    fn applied(&self, tx: &Hash) -> Result<bool, AnchoringError> {
+        Ok(self.applied.contains(tx))
+    }
+}
+
+/// A state tree's values at one version, with the transactions applied
+/// up to it: what a node gives `apply_block`.
+pub struct TreeView<'a, S> {
+    pub values: StateAt<'a, S>,
+    pub applied: &'a Applied,
+}
+
+impl<S: TreeReader> StateView for TreeView<'_, S> {
+    fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
+        self.values.get(key)
+    }
+
+    fn applied(&self, tx: &Hash) -> Result<bool, AnchoringError> {
+        Ok(self.applied.contains(tx))
+    }
+}
+
 /// A ledger in memory, one block at a time.
 pub struct Chain {
     pub genesis: GenesisDocument,
-    pub state: BTreeMap<StateKey, Vec<u8>>,
+    pub state: MemoryState,
     pub height: u64,
     pub time: Timestamp,
     pub nonce: u64,
@@ -118,7 +170,10 @@ pub struct Chain {
 impl Chain {
     pub fn new() -> Chain {
         let genesis = genesis();
-        let state = genesis_state(&genesis);
+        let state = MemoryState {
+            entries: genesis_state(&genesis),
+            applied: Applied::default(),
+        };
         Chain {
             genesis,
             state,
@@ -170,7 +225,8 @@ impl Chain {
         txs: &[cairn_anchoring::SignedTransaction],
     ) -> Vec<Result<TxReceipt, AnchoringError>> {
         let outcome = apply_block(&self.state, &self.ctx(), txs).unwrap();
-        self.state.extend(outcome.changes);
+        self.state.applied.record(&outcome);
+        self.state.entries.extend(outcome.changes);
         self.height += 1;
         self.time = Timestamp(self.time.0 + 5_000);
         outcome.results
@@ -186,6 +242,7 @@ impl Chain {
 
     pub fn record(&self, n: u32) -> Option<cairn_anchoring::CredentialRecord> {
         self.state
+            .entries
             .get(&StateKey::Credential(commitment(n)))
             .map(|b| borsh::from_slice(b).unwrap())
     }

@@ -22,6 +22,7 @@ pub struct Node {
     pub set: ValidatorSet,
     pub state: AuthenticatedState<MemoryTreeStore>,
     pub blocks: Vec<(Block, CommitCertificate)>,
+    pub applied: Applied,
     pub time: Timestamp,
     nonce: u64,
 }
@@ -37,6 +38,7 @@ impl Node {
             set,
             state,
             blocks: Vec::new(),
+            applied: Applied::default(),
             time: T0,
             nonce: 0,
         }
@@ -71,7 +73,12 @@ impl Node {
             max_commitments_per_tx: 10_000,
             signatures_verified: false,
         };
-        let outcome = apply_block(&self.state.at(height - 1), &ctx, &txs).unwrap();
+        let view = TreeView {
+            values: self.state.at(height - 1),
+            applied: &self.applied,
+        };
+        let outcome = apply_block(&view, &ctx, &txs).unwrap();
+        self.applied.record(&outcome);
         assert!(
             outcome.results.iter().all(Result::is_ok),
             "{:?}",

@@ -9,7 +9,7 @@
 //! | `tree_nodes` | version (big-endian) ‖ path length ‖ path nibbles, two to a byte | jmt `Node`: internal nodes compact (`node_codec`), others borsh |
 //! | `tree_values` | key hash ‖ version (big-endian) | `Option<value>` (borsh) |
 //! | `stale_nodes` | version | the `tree_nodes` keys of the nodes that version stopped using (borsh) |
-//! | `tx_index` | transaction id | height ‖ index in the block |
+//! | `tx_index` | transaction id | height ‖ index in the block: every applied transaction (the replay rule reads it) |
 //! | `wal` | sequence number | `WalEntry` (borsh) |
 //! | `evidence` | digest of the evidence | `Evidence` (borsh) |
 //! | `issuer_events` | issuer id ‖ 0 ‖ height ‖ index | transaction id |
@@ -28,9 +28,9 @@
 //! pruned, nor the values of `tree_values` (most keys are written once).
 //!
 //! The meta family records the state tree's layout
-//! (`cairn_anchoring::STATE_KEY_LAYOUT`: where `StateKey::hash` puts each
-//! kind of key, how the tree hashes its nodes, how its nodes are keyed and
-//! encoded here); [`Store::open`] refuses a folder of another layout with
+//! (`cairn_anchoring::STATE_KEY_LAYOUT`: what the tree holds, where
+//! `StateKey::hash` puts each kind of key, how the tree hashes its nodes,
+//! how its nodes are keyed and encoded here); [`Store::open`] refuses a folder of another layout with
 //! [`NodeError::StateLayout`].
 
 mod node_codec;
@@ -746,8 +746,8 @@ mod tests {
             Err(other) => panic!("expected StateLayout, got {other}"),
             Ok(_) => panic!("a folder of layout 1 was opened"),
         }
-        // A recorded earlier layout is refused too (layout 2 hashed the
-        // tree's nodes as jmt does, and stored them in borsh's form).
+        // A recorded earlier layout is refused too (layout 3 kept a
+        // receipt of every applied transaction in the tree).
         let older = tempfile::tempdir().unwrap();
         let store = Store::open(older.path(), chain).unwrap();
         let meta = store.cf(META).unwrap();
