@@ -71,6 +71,7 @@ pub struct Driver {
     idle_interval: Duration,
     recent: VecDeque<(Height, cairn_consensus::VoteKeeper)>,
     commit_sent: Option<(Height, Instant)>,
+    decided: Decided,
 }
 
 impl Driver {
@@ -129,6 +130,7 @@ impl Driver {
                 idle_interval,
                 recent: VecDeque::new(),
                 commit_sent: None,
+                decided: None,
             },
             effects,
         ))
@@ -142,9 +144,7 @@ impl Driver {
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), NodeError> {
         self.carry_out(first)?;
-        let rebroadcast_every =
-            Duration::from_millis(self.shared.config.consensus.rebroadcast_interval_ms.max(50));
-        let mut rebroadcast = tokio::time::interval(rebroadcast_every);
+        let mut rebroadcast = tokio::time::interval(self.rebroadcast_every());
         rebroadcast.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut sync = tokio::time::interval(SYNC_EVERY);
         sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -391,10 +391,11 @@ impl Driver {
                     ConsensusMessage::Vote(vote)
                         if vote.vote.height < self.engine.status().height =>
                     {
-                        let height = vote.vote.height;
+                        let late = vote.vote;
                         let (verdict, signed) = self.late_vote(vote)?;
-                        if signed {
-                            self.help_behind(height)?;
+                        if signed && !routinely_late(self.decided, &late, self.rebroadcast_every())
+                        {
+                            self.help_behind(late.height)?;
                         }
                         verdict
                     }
@@ -439,6 +440,11 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// How often this node sends its own consensus messages again.
+    fn rebroadcast_every(&self) -> Duration {
+        Duration::from_millis(self.shared.config.consensus.rebroadcast_interval_ms.max(50))
     }
 
     /// A peer still voting at a height this node has committed is behind:
@@ -678,6 +684,12 @@ impl Driver {
         add(&metrics.transactions, txs as u64);
         add(&metrics.commitments, executed.commitments);
         self.last_commit = now;
+        self.decided = Some((
+            certificate.height,
+            certificate.round,
+            certificate.value,
+            now,
+        ));
         self.last_block_time = Some(executed.block.header.time);
         info!(
             height,
@@ -833,5 +845,93 @@ impl Driver {
         if behind || quiet {
             self.request_sync(None);
         }
+    }
+}
+
+/// The last block a node committed: its height, round, value, and when.
+type Decided = Option<(Height, Round, ValueId, Instant)>;
+
+/// Whether `vote`, for a height this node has committed (`decided`), is
+/// the kind that arrives just after every decision: the last precommits
+/// and prevotes of the decided round, for the decided block, from
+/// validators that decide at the same moment. Sending such a validator
+/// the block would be wasted (at every height, the whole block to every
+/// peer). A validator that is really behind votes nil, or in another
+/// round once its timeouts fire, or is one height further behind, or
+/// sends its votes again at its next rebroadcast (`rebroadcast_every`):
+/// those still get the block.
+fn routinely_late(
+    decided: Decided,
+    vote: &cairn_consensus::Vote,
+    rebroadcast_every: Duration,
+) -> bool {
+    decided.is_some_and(|(height, round, value, at)| {
+        vote.height == height
+            && vote.round == round
+            && vote.value == Some(value)
+            && at.elapsed() < rebroadcast_every
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use cairn_consensus::{Vote, VoteKind};
+    use cairn_genesis::Hash;
+
+    #[test]
+    fn only_the_decided_rounds_votes_just_after_the_decision_are_routine() {
+        let value = ValueId(Hash([1; 32]));
+        let vote = Vote {
+            chain: Hash([0; 32]),
+            height: Height(5),
+            round: Round(1),
+            kind: VoteKind::Precommit,
+            value: Some(value),
+            validator: PublicKey([2; 32]),
+        };
+        let every = Duration::from_secs(1);
+        let now = Instant::now();
+        let decided = Some((Height(5), Round(1), value, now));
+        assert!(routinely_late(decided, &vote, every));
+        let prevote = Vote {
+            kind: VoteKind::Prevote,
+            ..vote
+        };
+        assert!(routinely_late(decided, &prevote, every));
+        let behind = [
+            Vote {
+                value: None,
+                ..vote
+            },
+            Vote {
+                round: Round(0),
+                ..vote
+            },
+            Vote {
+                round: Round(2),
+                ..vote
+            },
+            Vote {
+                height: Height(4),
+                ..vote
+            },
+            Vote {
+                value: Some(ValueId(Hash([3; 32]))),
+                ..vote
+            },
+        ];
+        for late in &behind {
+            assert!(!routinely_late(decided, late, every), "{late:?}");
+        }
+        // Sent again at a rebroadcast, long after the decision.
+        let long_ago = now.checked_sub(Duration::from_secs(2)).unwrap();
+        assert!(!routinely_late(
+            Some((Height(5), Round(1), value, long_ago)),
+            &vote,
+            every
+        ));
+        assert!(!routinely_late(None, &vote, every));
     }
 }
