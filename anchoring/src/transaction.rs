@@ -117,15 +117,20 @@ pub enum Action {
 }
 
 impl Action {
-    /// The credentials the action reads or writes.
-    pub fn commitments(&self) -> Vec<Commitment> {
-        match self {
-            Action::Anchor(items) => items.iter().map(|i| i.commitment).collect(),
+    /// The credentials the action reads or writes (without allocating: a
+    /// node asks this of every pending transaction after each block).
+    pub fn commitments(&self) -> impl Iterator<Item = Commitment> + '_ {
+        let (items, others): (&[AnchorItem], [Option<Commitment>; 2]) = match self {
+            Action::Anchor(items) => (items, [None, None]),
             Action::Suspend { commitment }
             | Action::Reinstate { commitment }
-            | Action::Revoke { commitment, .. } => vec![*commitment],
-            Action::Supersede { old, new } => vec![*old, new.commitment],
-        }
+            | Action::Revoke { commitment, .. } => (&[], [Some(*commitment), None]),
+            Action::Supersede { old, new } => (&[], [Some(*old), Some(new.commitment)]),
+        };
+        items
+            .iter()
+            .map(|i| i.commitment)
+            .chain(others.into_iter().flatten())
     }
 }
 

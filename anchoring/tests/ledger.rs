@@ -601,3 +601,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_action_names_every_credential_it_reads_or_writes() {
+    let named = |action: &Action| action.commitments().collect::<Vec<_>>();
+    assert_eq!(
+        named(&Action::Anchor(vec![item(1, DRIVER), item(2, DRIVER)])),
+        vec![commitment(1), commitment(2)]
+    );
+    assert_eq!(
+        named(&Action::Suspend {
+            commitment: commitment(3)
+        }),
+        vec![commitment(3)]
+    );
+    assert_eq!(
+        named(&Action::Revoke {
+            commitment: commitment(4),
+            reason: RevocationReason::Cancelled
+        }),
+        vec![commitment(4)]
+    );
+    assert_eq!(
+        named(&Action::Supersede {
+            old: commitment(5),
+            new: item(6, DRIVER)
+        }),
+        vec![commitment(5), commitment(6)]
+    );
+}

@@ -68,6 +68,9 @@ pub struct Driver {
     last_commit: Instant,
     last_block_time: Option<Timestamp>,
     sync_sent: Option<Instant>,
+    /// This node's height at the last sync tick that found a peer one
+    /// height ahead.
+    one_behind_at: Option<u64>,
     idle_interval: Duration,
     recent: VecDeque<(Height, cairn_consensus::VoteKeeper)>,
     commit_sent: Option<(Height, Instant)>,
@@ -127,6 +130,7 @@ impl Driver {
                 last_commit: Instant::now(),
                 last_block_time: last_time,
                 sync_sent: None,
+                one_behind_at: None,
                 idle_interval,
                 recent: VecDeque::new(),
                 commit_sent: None,
@@ -715,12 +719,7 @@ impl Driver {
                 let next = height + 1;
                 let affected = |tx: &cairn_anchoring::SignedTransaction| {
                     tx.tx.expires_at <= next
-                        || tx
-                            .tx
-                            .action
-                            .commitments()
-                            .iter()
-                            .any(|c| touched.contains(c))
+                        || tx.tx.action.commitments().any(|c| touched.contains(&c))
                 };
                 let chain = read(&self.shared.chain);
                 let now = Timestamp::now();
@@ -826,7 +825,8 @@ impl Driver {
     }
 
     /// Asks a peer for blocks when this node looks behind: a peer reported
-    /// a higher height, or no block was committed for a while.
+    /// a height two or more above this node's, or one above it at two
+    /// ticks in a row, or no block was committed for a while.
     fn maybe_sync(&mut self) {
         if self
             .sync_sent
@@ -835,14 +835,17 @@ impl Driver {
             return;
         }
         let height = read(&self.shared.chain).height();
-        let behind = self
+        let peer_height = self
             .shared
             .metrics
             .peer_height
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > height;
+            .load(std::sync::atomic::Ordering::Relaxed);
         let quiet = self.last_commit.elapsed() > self.idle_interval * 2 + SYNC_EVERY;
-        if behind || quiet {
+        let one_behind_before = self.one_behind_at.take();
+        if peer_height == height + 1 {
+            self.one_behind_at = Some(height);
+        }
+        if should_sync(height, peer_height, one_behind_before) || quiet {
             self.request_sync(None);
         }
     }
@@ -850,6 +853,18 @@ impl Driver {
 
 /// The last block a node committed: its height, round, value, and when.
 type Decided = Option<(Height, Round, ValueId, Instant)>;
+
+/// Whether a node at committed `height` should ask for blocks, a peer
+/// having reported `peer_height`. One height behind is where a node
+/// stands for a moment after every decision its peers reach first (under
+/// load, at most ticks): it asks only when it was already there at the
+/// previous tick (`one_behind_at`, the height it had then), so that
+/// blocks it is about to decide are not sent to it again. Two or more
+/// behind, it asks at once.
+fn should_sync(height: u64, peer_height: u64, one_behind_at: Option<u64>) -> bool {
+    peer_height > height.saturating_add(1)
+        || (peer_height == height.saturating_add(1) && one_behind_at == Some(height))
+}
 
 /// Whether `vote`, for a height this node has committed (`decided`), is
 /// the kind that arrives just after every decision: the last precommits
@@ -933,5 +948,19 @@ mod tests {
             every
         ));
         assert!(!routinely_late(None, &vote, every));
+    }
+
+    #[test]
+    fn one_height_behind_asks_for_blocks_only_when_it_lasts_a_tick() {
+        // Level with the peers, or ahead of what they reported.
+        assert!(!should_sync(10, 10, None));
+        assert!(!should_sync(10, 9, Some(10)));
+        // One behind: not at the first tick, nor when the node moved since.
+        assert!(!should_sync(10, 11, None));
+        assert!(!should_sync(10, 11, Some(9)));
+        assert!(should_sync(10, 11, Some(10)));
+        // Two or more behind: at once.
+        assert!(should_sync(10, 12, None));
+        assert!(should_sync(0, 300, None));
     }
 }
