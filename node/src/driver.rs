@@ -451,9 +451,10 @@ impl Driver {
         Duration::from_millis(self.shared.config.consensus.rebroadcast_interval_ms.max(50))
     }
 
-    /// A peer still voting at a height this node has committed is behind:
-    /// gossip that height's block and certificate (at most every 500 ms per
-    /// height), so it decides at once instead of waiting for block sync.
+    /// A peer still voting at a height this node has committed, other than
+    /// routinely ([`routinely_late`]), is behind: gossip that height's block
+    /// and certificate (at most every 500 ms per height), so it decides at
+    /// once instead of waiting for block sync.
     fn help_behind(&mut self, height: Height) -> Result<(), NodeError> {
         if self
             .commit_sent
@@ -857,7 +858,7 @@ type Decided = Option<(Height, Round, ValueId, Instant)>;
 /// Whether a node at committed `height` should ask for blocks, a peer
 /// having reported `peer_height`. One height behind is where a node
 /// stands for a moment after every decision its peers reach first (under
-/// load, at most ticks): it asks only when it was already there at the
+/// load, at many ticks): it asks only when it was already there at the
 /// previous tick (`one_behind_at`, the height it had then), so that
 /// blocks it is about to decide are not sent to it again. Two or more
 /// behind, it asks at once.
@@ -871,10 +872,11 @@ fn should_sync(height: u64, peer_height: u64, one_behind_at: Option<u64>) -> boo
 /// and prevotes of the decided round, for the decided block, from
 /// validators that decide at the same moment. Sending such a validator
 /// the block would be wasted (at every height, the whole block to every
-/// peer). A validator that is really behind votes nil, or in another
-/// round once its timeouts fire, or is one height further behind, or
-/// sends its votes again at its next rebroadcast (`rebroadcast_every`):
-/// those still get the block.
+/// peer). Routine means within the shorter of [`ROUTINE_LATE_WINDOW`] and
+/// the rebroadcast interval (`rebroadcast_every`) of the decision. A
+/// validator that is really behind votes nil, or in another round once
+/// its timeouts fire, or is one height further behind, or sends its votes
+/// again after that window, at a rebroadcast: those still get the block.
 fn routinely_late(
     decided: Decided,
     vote: &cairn_consensus::Vote,
@@ -884,9 +886,13 @@ fn routinely_late(
         vote.height == height
             && vote.round == round
             && vote.value == Some(value)
-            && at.elapsed() < rebroadcast_every
+            && at.elapsed() < rebroadcast_every.min(ROUTINE_LATE_WINDOW)
     })
 }
+
+/// Longest time after a decision that its routine late votes are
+/// expected in; past it, a vote is a sign its validator is behind.
+const ROUTINE_LATE_WINDOW: Duration = Duration::from_millis(500);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -940,13 +946,12 @@ mod tests {
         for late in &behind {
             assert!(!routinely_late(decided, late, every), "{late:?}");
         }
-        // Sent again at a rebroadcast, long after the decision.
-        let long_ago = now.checked_sub(Duration::from_secs(2)).unwrap();
-        assert!(!routinely_late(
-            Some((Height(5), Round(1), value, long_ago)),
-            &vote,
-            every
-        ));
+        // Sent again at a rebroadcast, after the window: here, a window of
+        // nothing (a rebroadcast interval of zero).
+        assert!(!routinely_late(decided, &vote, Duration::ZERO));
+        // The window is at most ROUTINE_LATE_WINDOW, whatever the interval.
+        std::thread::sleep(ROUTINE_LATE_WINDOW);
+        assert!(!routinely_late(decided, &vote, Duration::from_secs(60)));
         assert!(!routinely_late(None, &vote, every));
     }
 
