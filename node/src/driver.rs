@@ -74,7 +74,8 @@ pub struct Driver {
     idle_interval: Duration,
     recent: VecDeque<(Height, cairn_consensus::VoteKeeper)>,
     commit_sent: Option<(Height, Instant)>,
-    decided: Decided,
+    /// The last block this node committed (at `last_commit`).
+    decided: Option<Decided>,
 }
 
 impl Driver {
@@ -397,7 +398,9 @@ impl Driver {
                     {
                         let late = vote.vote;
                         let (verdict, signed) = self.late_vote(vote)?;
-                        if signed && !routinely_late(self.decided, &late, self.rebroadcast_every())
+                        let since = self.last_commit.elapsed();
+                        if signed
+                            && !routinely_late(self.decided, since, &late, self.rebroadcast_every())
                         {
                             self.help_behind(late.height)?;
                         }
@@ -689,12 +692,11 @@ impl Driver {
         add(&metrics.transactions, txs as u64);
         add(&metrics.commitments, executed.commitments);
         self.last_commit = now;
-        self.decided = Some((
-            certificate.height,
-            certificate.round,
-            certificate.value,
-            now,
-        ));
+        self.decided = Some(Decided {
+            height: certificate.height,
+            round: certificate.round,
+            value: certificate.value,
+        });
         self.last_block_time = Some(executed.block.header.time);
         info!(
             height,
@@ -852,8 +854,13 @@ impl Driver {
     }
 }
 
-/// The last block a node committed: its height, round, value, and when.
-type Decided = Option<(Height, Round, ValueId, Instant)>;
+/// A block a node committed: its height, round and value.
+#[derive(Clone, Copy, Debug)]
+struct Decided {
+    height: Height,
+    round: Round,
+    value: ValueId,
+}
 
 /// Whether a node at committed `height` should ask for blocks, a peer
 /// having reported `peer_height`. One height behind is where a node
@@ -867,7 +874,8 @@ fn should_sync(height: u64, peer_height: u64, one_behind_at: Option<u64>) -> boo
         || (peer_height == height.saturating_add(1) && one_behind_at == Some(height))
 }
 
-/// Whether `vote`, for a height this node has committed (`decided`), is
+/// Whether `vote`, for a height this node has committed (`decided`,
+/// `since` ago), is
 /// the kind that arrives just after every decision: the last precommits
 /// and prevotes of the decided round, for the decided block, from
 /// validators that decide at the same moment. Sending such a validator
@@ -878,15 +886,16 @@ fn should_sync(height: u64, peer_height: u64, one_behind_at: Option<u64>) -> boo
 /// its timeouts fire, or is one height further behind, or sends its votes
 /// again after that window, at a rebroadcast: those still get the block.
 fn routinely_late(
-    decided: Decided,
+    decided: Option<Decided>,
+    since: Duration,
     vote: &cairn_consensus::Vote,
     rebroadcast_every: Duration,
 ) -> bool {
-    decided.is_some_and(|(height, round, value, at)| {
-        vote.height == height
-            && vote.round == round
-            && vote.value == Some(value)
-            && at.elapsed() < rebroadcast_every.min(ROUTINE_LATE_WINDOW)
+    decided.is_some_and(|d| {
+        vote.height == d.height
+            && vote.round == d.round
+            && vote.value == Some(d.value)
+            && since < rebroadcast_every.min(ROUTINE_LATE_WINDOW)
     })
 }
 
@@ -913,14 +922,18 @@ mod tests {
             validator: PublicKey([2; 32]),
         };
         let every = Duration::from_secs(1);
-        let now = Instant::now();
-        let decided = Some((Height(5), Round(1), value, now));
-        assert!(routinely_late(decided, &vote, every));
+        let soon = Duration::from_millis(20);
+        let decided = Some(Decided {
+            height: Height(5),
+            round: Round(1),
+            value,
+        });
+        assert!(routinely_late(decided, soon, &vote, every));
         let prevote = Vote {
             kind: VoteKind::Prevote,
             ..vote
         };
-        assert!(routinely_late(decided, &prevote, every));
+        assert!(routinely_late(decided, soon, &prevote, every));
         let behind = [
             Vote {
                 value: None,
@@ -944,15 +957,20 @@ mod tests {
             },
         ];
         for late in &behind {
-            assert!(!routinely_late(decided, late, every), "{late:?}");
+            assert!(!routinely_late(decided, soon, late, every), "{late:?}");
         }
-        // Sent again at a rebroadcast, after the window: here, a window of
-        // nothing (a rebroadcast interval of zero).
-        assert!(!routinely_late(decided, &vote, Duration::ZERO));
-        // The window is at most ROUTINE_LATE_WINDOW, whatever the interval.
-        std::thread::sleep(ROUTINE_LATE_WINDOW);
-        assert!(!routinely_late(decided, &vote, Duration::from_secs(60)));
-        assert!(!routinely_late(None, &vote, every));
+        // Sent again at a rebroadcast, after the window: the interval, or
+        // ROUTINE_LATE_WINDOW when the interval is longer.
+        assert!(!routinely_late(decided, every, &vote, every));
+        let long = Duration::from_secs(60);
+        assert!(routinely_late(
+            decided,
+            ROUTINE_LATE_WINDOW / 2,
+            &vote,
+            long
+        ));
+        assert!(!routinely_late(decided, ROUTINE_LATE_WINDOW, &vote, long));
+        assert!(!routinely_late(None, soon, &vote, every));
     }
 
     #[test]

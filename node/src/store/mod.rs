@@ -30,8 +30,8 @@
 //! The meta family records the state tree's layout
 //! (`cairn_anchoring::STATE_KEY_LAYOUT`: what the tree holds, where
 //! `StateKey::hash` puts each kind of key, how the tree hashes its nodes,
-//! how its nodes are keyed and encoded here); [`Store::open`] refuses a folder of another layout with
-//! [`NodeError::StateLayout`].
+//! how its nodes are keyed and encoded here); [`Store::open`] refuses a
+//! folder of another layout with [`NodeError::StateLayout`].
 
 mod node_codec;
 mod tree;
