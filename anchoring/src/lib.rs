@@ -34,6 +34,7 @@ mod presentation;
 mod record;
 mod state;
 mod state_proof;
+mod state_tree;
 mod transaction;
 mod verify;
 
@@ -56,9 +57,9 @@ pub use record::{
     STATE_KEY_LAYOUT, StateKey, Status, TxReceipt,
 };
 pub use state::{
-    AuthenticatedState, MemoryTreeStore, NodeBatch, ProofLeaf, STATE_TREE_DOMAIN,
-    STATE_TREE_INTERNAL_DOMAIN, STATE_TREE_LEAF_DOMAIN, StateAt, StateHasher, StateProof,
-    TreeUpdate, internal_hash, leaf_hash, version_nodes,
+    AuthenticatedState, Child, InternalNode, MemoryTreeStore, ProofLeaf, STATE_TREE_DOMAIN,
+    STATE_TREE_INTERNAL_DOMAIN, STATE_TREE_LEAF_DOMAIN, StateAt, StateHasher, StateProof, TreeNode,
+    TreeStore, TreeUpdate, internal_hash, leaf_hash, value_hash, version_nodes,
 };
 pub use transaction::{
     Action, AnchorItem, MAX_COMMITMENTS_PER_TX, MAX_TX_BYTES, MAX_TX_LIFETIME_BLOCKS,

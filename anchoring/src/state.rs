@@ -4,20 +4,20 @@
 //! every block header; a [`StateProof`] shows a key's value, or its absence,
 //! at any retained version.
 //!
-//! Storage sits behind jmt's `TreeReader`/`TreeWriter`; [`MemoryTreeStore`]
-//! keeps it in memory, the node keeps it in RocksDB.
+//! Storage sits behind [`TreeStore`]; [`MemoryTreeStore`] keeps it in
+//! memory, the node keeps it in RocksDB. A version is written by
+//! an insert of this crate's own (`state_tree`), on node types of its own; jmt itself
+//! is the reference the tests hold the tree, its roots and its proofs to.
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{PoisonError, RwLock};
 
 use cairn_genesis::{Domain, Hash};
-use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeWriter};
+use jmt::storage::{LeafNode, NibblePath, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
+use jmt::{KeyHash, OwnedValue, Version};
 
-/// The state tree nodes and values one version adds (jmt's `NodeBatch`).
-pub use jmt::storage::NodeBatch;
-use jmt::storage::StaleNodeIndex;
-use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
-
+use crate::state_tree::insert;
+pub use crate::state_tree::{Child, InternalNode, TreeNode, TreeStore, TreeUpdate, value_hash};
 use crate::{AnchoringError, StateKey};
 
 /// Domain of the state tree's value hashes, and of any message to
@@ -128,18 +128,6 @@ impl jmt::SimpleHasher for StateHasher {
 
 pub use crate::state_proof::{ProofLeaf, StateProof};
 
-/// What writing one version changes in the tree's storage.
-#[derive(Clone, Debug, Default)]
-pub struct TreeUpdate {
-    /// The nodes and values the version adds.
-    pub nodes: NodeBatch,
-    /// Nodes of earlier versions that this version no longer reaches: only
-    /// versions before it read them, so once those versions are no longer
-    /// kept, these nodes can be deleted. The previous version's root is
-    /// always among them.
-    pub stale: Vec<NodeKey>,
-}
-
 /// The tree's nodes and values in memory.
 #[derive(Default)]
 pub struct MemoryTreeStore {
@@ -148,17 +136,57 @@ pub struct MemoryTreeStore {
 
 #[derive(Default)]
 struct MemoryTree {
-    nodes: BTreeMap<NodeKey, Node>,
+    nodes: BTreeMap<NodeKey, TreeNode>,
     values: BTreeMap<(KeyHash, Version), Option<OwnedValue>>,
 }
 
+impl MemoryTreeStore {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, MemoryTree> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_lock(&self) -> std::sync::RwLockWriteGuard<'_, MemoryTree> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl TreeStore for MemoryTreeStore {
+    fn node(&self, key: &NodeKey) -> Result<Option<TreeNode>, AnchoringError> {
+        Ok(self.read().nodes.get(key).cloned())
+    }
+
+    fn value(
+        &self,
+        version: Version,
+        key_hash: &KeyHash,
+    ) -> Result<Option<OwnedValue>, AnchoringError> {
+        Ok(self
+            .read()
+            .values
+            .range((*key_hash, 0)..=(*key_hash, version))
+            .next_back()
+            .and_then(|(_, v)| v.clone()))
+    }
+
+    fn write(&self, update: &TreeUpdate) -> Result<(), AnchoringError> {
+        let mut inner = self.write_lock();
+        for (key, node) in &update.nodes {
+            inner.nodes.insert(key.clone(), node.clone());
+        }
+        for (key_hash, value) in &update.values {
+            inner
+                .values
+                .insert((*key_hash, update.version), Some(value.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// jmt reads the memory store too: the tests hold the tree to jmt's.
 impl TreeReader for MemoryTreeStore {
     fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
-        let inner = self
-            .inner
-            .read()
-            .map_err(|e| anyhow::anyhow!("lock poisoned: {e}"))?;
-        Ok(inner.nodes.get(node_key).cloned())
+        let node = self.read().nodes.get(node_key).cloned();
+        Ok(node.map(|n| n.to_jmt()).transpose()?)
     }
 
     fn get_value_option(
@@ -166,15 +194,7 @@ impl TreeReader for MemoryTreeStore {
         max_version: Version,
         key_hash: KeyHash,
     ) -> anyhow::Result<Option<OwnedValue>> {
-        let inner = self
-            .inner
-            .read()
-            .map_err(|e| anyhow::anyhow!("lock poisoned: {e}"))?;
-        Ok(inner
-            .values
-            .range((key_hash, 0)..=(key_hash, max_version))
-            .next_back()
-            .and_then(|(_, v)| v.clone()))
+        Ok(self.value(max_version, &key_hash)?)
     }
 
     fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
@@ -184,14 +204,12 @@ impl TreeReader for MemoryTreeStore {
     }
 }
 
+/// ... and writes it: the tests build trees with jmt's own insert too.
 impl TreeWriter for MemoryTreeStore {
     fn write_node_batch(&self, batch: &NodeBatch) -> anyhow::Result<()> {
-        let mut inner = self
-            .inner
-            .write()
-            .map_err(|e| anyhow::anyhow!("lock poisoned: {e}"))?;
+        let mut inner = self.write_lock();
         for (key, node) in batch.nodes() {
-            inner.nodes.insert(key.clone(), node.clone());
+            inner.nodes.insert(key.clone(), TreeNode::from_jmt(node)?);
         }
         for ((version, key_hash), value) in batch.values() {
             inner.values.insert((*key_hash, *version), value.clone());
@@ -206,11 +224,7 @@ pub struct AuthenticatedState<S> {
     latest: Option<Version>,
 }
 
-fn storage(e: anyhow::Error) -> AnchoringError {
-    AnchoringError::Storage(e.to_string())
-}
-
-impl<S: TreeReader + TreeWriter> AuthenticatedState<S> {
+impl<S: TreeStore> AuthenticatedState<S> {
     /// A state over `store`, whose latest written version is `latest`.
     pub fn new(store: S, latest: Option<Version>) -> Self {
         AuthenticatedState { store, latest }
@@ -222,8 +236,9 @@ impl<S: TreeReader + TreeWriter> AuthenticatedState<S> {
     }
 
     /// Computes the root of `version` = the latest version plus `changes`,
-    /// without writing anything: the caller stores the returned nodes (with
-    /// the block, in one write) and then calls [`AuthenticatedState::mark_written`].
+    /// without writing anything: the caller stores the returned update
+    /// (with the block, in one write) and then calls
+    /// [`AuthenticatedState::mark_written`].
     /// A proposer uses it to put the root in its header; a validator to
     /// re-execute a proposal it may never commit.
     pub fn prepare(
@@ -232,9 +247,9 @@ impl<S: TreeReader + TreeWriter> AuthenticatedState<S> {
         changes: &BTreeMap<StateKey, Vec<u8>>,
     ) -> Result<(Hash, TreeUpdate), AnchoringError> {
         match self.latest {
-            Some(latest) if version <= latest => {
+            Some(latest) if latest.checked_add(1) != Some(version) => {
                 return Err(AnchoringError::Storage(format!(
-                    "version {version} is not after {latest}"
+                    "version {version} does not follow {latest}"
                 )));
             }
             None if version != 0 => {
@@ -248,11 +263,11 @@ impl<S: TreeReader + TreeWriter> AuthenticatedState<S> {
             .iter()
             .map(|(k, v)| (KeyHash(k.hash().0), v.clone()))
             .collect();
-        let (root, update) = put_set(&self.store, set, version).map_err(storage)?;
-        Ok((Hash(root.0), update))
+        let (root, update) = insert(&self.store, set, version)?;
+        Ok((Hash(root), update))
     }
 
-    /// Records that `version`'s nodes from [`AuthenticatedState::prepare`] are stored.
+    /// Records that `version`'s update from [`AuthenticatedState::prepare`] is stored.
     pub fn mark_written(&mut self, version: Version) {
         self.latest = Some(version);
     }
@@ -264,9 +279,7 @@ impl<S: TreeReader + TreeWriter> AuthenticatedState<S> {
         changes: &BTreeMap<StateKey, Vec<u8>>,
     ) -> Result<Hash, AnchoringError> {
         let (root, update) = self.prepare(version, changes)?;
-        self.store
-            .write_node_batch(&update.nodes)
-            .map_err(storage)?;
+        self.store.write(&update)?;
         self.mark_written(version);
         Ok(root)
     }
@@ -278,10 +291,13 @@ impl<S: TreeReader + TreeWriter> AuthenticatedState<S> {
 
     /// The root at `version`.
     pub fn root(&self, version: Version) -> Result<Hash, AnchoringError> {
-        let tree = JellyfishMerkleTree::<_, StateHasher>::new(&self.store);
-        tree.get_root_hash(version)
-            .map(|r| Hash(r.0))
-            .map_err(storage)
+        let key = NodeKey::new(version, NibblePath::from_iter(std::iter::empty()));
+        match self.store.node(&key)? {
+            Some(root) => Ok(Hash(root.hash())),
+            None => Err(AnchoringError::Storage(format!(
+                "no state tree root at version {version}"
+            ))),
+        }
     }
 
     /// The value of `key` at `version` with its proof.
@@ -306,7 +322,7 @@ impl<S: TreeReader + TreeWriter> AuthenticatedState<S> {
 /// `store`. A node already in `into` counts as reached with its whole
 /// subtree, so the versions of a range share the walk of their common
 /// nodes. A missing node is an error: the version is not whole.
-pub fn version_nodes<R: TreeReader>(
+pub fn version_nodes<R: TreeStore>(
     store: &R,
     version: Version,
     into: &mut std::collections::BTreeSet<NodeKey>,
@@ -316,60 +332,18 @@ pub fn version_nodes<R: TreeReader>(
         if into.contains(&key) {
             continue;
         }
-        let node = store
-            .get_node_option(&key)
-            .map_err(storage)?
-            .ok_or_else(|| {
-                AnchoringError::Storage(format!("version {version} misses the node {key:?}"))
-            })?;
-        if let Node::Internal(internal) = node {
-            for (nibble, child) in internal.children_sorted() {
-                let path = key.nibble_path().nibbles().chain([nibble]).collect();
+        let node = store.node(&key)?.ok_or_else(|| {
+            AnchoringError::Storage(format!("version {version} misses the node {key:?}"))
+        })?;
+        if let TreeNode::Internal(internal) = node {
+            for (nibble, child, _) in internal.children() {
+                let path = key.nibble_path().nibbles().chain([nibble.into()]).collect();
                 pending.push(NodeKey::new(child.version, path));
             }
         }
         into.insert(key);
     }
     Ok(())
-}
-
-/// Writes `set` into the tree over `store` as `version`, in one descent:
-/// each new node is read and hashed once (jmt's key-by-key insert rewrites
-/// and rehashes the path from the root for every key). The tree, and so
-/// its root, is the same either way (`batch_insert_builds_the_same_tree`).
-/// Versions follow one another: `version - 1` is the latest written.
-fn put_set<R: TreeReader>(
-    store: &R,
-    set: Vec<(KeyHash, OwnedValue)>,
-    version: Version,
-) -> anyhow::Result<(jmt::RootHash, TreeUpdate)> {
-    let tree = JellyfishMerkleTree::<_, StateHasher>::new(store);
-    let (roots, batch) = if set.is_empty() {
-        // A version without changes still gets its root node (the batch
-        // insert refuses an empty set).
-        tree.put_value_sets([std::iter::empty()], version)?
-    } else {
-        tree.batch_put_value_sets(vec![set], None, version)?
-    };
-    let root = roots
-        .first()
-        .copied()
-        .ok_or_else(|| anyhow::anyhow!("no root computed for version {version}"))?;
-    let mut stale = batch.stale_node_index_batch;
-    if let Some(previous) = version.checked_sub(1) {
-        // A version without changes gets a copy of the previous root, and
-        // jmt does not list the old one as stale; every version has a root
-        // of its own, so the previous one is stale either way.
-        stale.insert(StaleNodeIndex {
-            stale_since_version: version,
-            node_key: NodeKey::new(previous, std::iter::empty().collect()),
-        });
-    }
-    let update = TreeUpdate {
-        nodes: batch.node_batch,
-        stale: stale.into_iter().map(|index| index.node_key).collect(),
-    };
-    Ok((root, update))
 }
 
 /// The state's values at one version. With the transactions its chain
@@ -380,12 +354,10 @@ pub struct StateAt<'a, S> {
     version: Version,
 }
 
-impl<S: TreeReader> StateAt<'_, S> {
+impl<S: TreeStore> StateAt<'_, S> {
     /// The encoded value under `key` at this version, if any.
     pub fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
-        self.store
-            .get_value_option(self.version, KeyHash(key.hash().0))
-            .map_err(storage)
+        self.store.value(self.version, &KeyHash(key.hash().0))
     }
 }
 
@@ -393,6 +365,7 @@ impl<S: TreeReader> StateAt<'_, S> {
 pub(crate) mod tests {
     use super::*;
     use crate::Commitment;
+    use jmt::JellyfishMerkleTree;
     use proptest::prelude::*;
 
     /// The three kinds of message, as blake3's own `derive_key` computes
@@ -425,7 +398,7 @@ pub(crate) mod tests {
     /// a root of their two leaves.
     #[test]
     fn jmt_roots_are_the_node_functions() {
-        use jmt::{JellyfishMerkleTree, SimpleHasher};
+        use jmt::SimpleHasher;
         let store = MemoryTreeStore::default();
         let tree = JellyfishMerkleTree::<_, StateHasher>::new(&store);
         let (left, right) = (KeyHash([0x11; 32]), KeyHash([0x95; 32]));
@@ -627,14 +600,14 @@ pub(crate) mod tests {
         ) {
             let store = MemoryTreeStore::default();
             let mut stale = Vec::new();
-            let mut states: Vec<(jmt::RootHash, BTreeMap<KeyHash, OwnedValue>)> = Vec::new();
+            let mut states: Vec<([u8; 32], BTreeMap<KeyHash, OwnedValue>)> = Vec::new();
             let mut state = BTreeMap::new();
             for (version, writes) in versions.into_iter().enumerate() {
                 let set: BTreeMap<KeyHash, OwnedValue> = writes.into_iter().collect();
                 let (root, update) =
-                    put_set(&store, set.clone().into_iter().collect(), version as Version)
+                    insert(&store, set.clone().into_iter().collect(), version as Version)
                         .unwrap();
-                store.write_node_batch(&update.nodes).unwrap();
+                store.write(&update).unwrap();
                 stale.push(update.stale);
                 state.extend(set);
                 states.push((root, state.clone()));
@@ -663,40 +636,110 @@ pub(crate) mod tests {
                 for (k, v) in state {
                     let (found, proof) = reader.get_with_proof(*k, version as Version).unwrap();
                     prop_assert_eq!(found.as_ref(), Some(v));
-                    prop_assert!(proof.verify(*root, *k, Some(v)).is_ok());
+                    prop_assert!(proof.verify(jmt::RootHash(*root), *k, Some(v)).is_ok());
                 }
             }
         }
 
-        /// Version after version, including versions without changes and
-        /// overwrites of existing keys, the batch insert and jmt's
-        /// key-by-key insert build trees with the same roots, and every key
-        /// reads back with a proof against that root.
+        /// Version after version, including versions without changes,
+        /// overwrites of existing keys and keys that split leaves deep in
+        /// the tree, the insert writes exactly what jmt's batch insert
+        /// writes: the same root, nodes, values and stale nodes (jmt's, plus
+        /// the previous root, which it leaves out when a version changes
+        /// nothing). The root is also that of jmt's key-by-key insert, and
+        /// every key reads back through jmt with a proof against it.
         #[test]
-        fn batch_insert_builds_the_same_tree(versions in clustered_versions(4, 40, 6)) {
-            let batched = MemoryTreeStore::default();
+        fn the_insert_writes_jmts_tree(versions in clustered_versions(4, 40, 6)) {
+            let ours = MemoryTreeStore::default();
+            let theirs = MemoryTreeStore::default();
             let single = MemoryTreeStore::default();
             let mut latest = BTreeMap::new();
             for (version, writes) in versions.into_iter().enumerate() {
                 let version = version as Version;
                 let set: BTreeMap<KeyHash, OwnedValue> = writes.into_iter().collect();
-                let (root, batch) =
-                    put_set(&batched, set.clone().into_iter().collect(), version).unwrap();
-                batched.write_node_batch(&batch.nodes).unwrap();
-                let tree = JellyfishMerkleTree::<_, StateHasher>::new(&single);
-                let (expected, one_by_one) = tree
+                let (root, update) =
+                    insert(&ours, set.clone().into_iter().collect(), version).unwrap();
+                ours.write(&update).unwrap();
+
+                let tree = JellyfishMerkleTree::<_, StateHasher>::new(&theirs);
+                let (roots, batch) = if set.is_empty() {
+                    tree.put_value_sets([std::iter::empty()], version).unwrap()
+                } else {
+                    tree.batch_put_value_sets(vec![set.clone().into_iter().collect()], None, version)
+                        .unwrap()
+                };
+                theirs.write_node_batch(&batch.node_batch).unwrap();
+                prop_assert_eq!(root, roots[0].0);
+                let nodes: BTreeMap<NodeKey, TreeNode> = update.nodes.iter().cloned().collect();
+                prop_assert_eq!(nodes.len(), update.nodes.len(), "a node written twice");
+                let jmt_nodes: BTreeMap<NodeKey, TreeNode> = batch
+                    .node_batch
+                    .nodes()
+                    .iter()
+                    .map(|(k, n)| (k.clone(), TreeNode::from_jmt(n).unwrap()))
+                    .collect();
+                prop_assert_eq!(&nodes, &jmt_nodes);
+                for (key, node) in &update.nodes {
+                    prop_assert_eq!(&node.to_jmt().unwrap(), &batch.node_batch.nodes()[key]);
+                }
+                let values: Vec<((Version, KeyHash), Option<OwnedValue>)> = update
+                    .values
+                    .iter()
+                    .map(|(k, v)| ((version, *k), Some(v.clone())))
+                    .collect();
+                let jmt_values: Vec<_> = batch.node_batch.values().clone().into_iter().collect();
+                prop_assert_eq!(values, jmt_values);
+                let stale: std::collections::BTreeSet<NodeKey> =
+                    update.stale.iter().cloned().collect();
+                prop_assert_eq!(stale.len(), update.stale.len(), "a node made stale twice");
+                let mut jmt_stale: std::collections::BTreeSet<NodeKey> = batch
+                    .stale_node_index_batch
+                    .iter()
+                    .map(|index| index.node_key.clone())
+                    .collect();
+                if let Some(previous) = version.checked_sub(1) {
+                    jmt_stale.insert(NodeKey::new(previous, std::iter::empty().collect()));
+                }
+                prop_assert_eq!(stale, jmt_stale);
+
+                let key_by_key = JellyfishMerkleTree::<_, StateHasher>::new(&single);
+                let (expected, one_by_one) = key_by_key
                     .put_value_set(set.iter().map(|(k, v)| (*k, Some(v.clone()))), version)
                     .unwrap();
                 single.write_node_batch(&one_by_one.node_batch).unwrap();
-                prop_assert_eq!(root, expected);
+                prop_assert_eq!(root, expected.0);
                 latest.extend(set);
-                let reader = JellyfishMerkleTree::<_, StateHasher>::new(&batched);
+                let reader = JellyfishMerkleTree::<_, StateHasher>::new(&ours);
                 for (k, v) in &latest {
                     let (found, proof) = reader.get_with_proof(*k, version).unwrap();
                     prop_assert_eq!(found.as_ref(), Some(v));
-                    prop_assert!(proof.verify(root, *k, Some(v)).is_ok());
+                    prop_assert!(proof.verify(jmt::RootHash(root), *k, Some(v)).is_ok());
                 }
             }
         }
+    }
+
+    /// A version that does not follow the latest is refused, and so is a
+    /// set that writes one key hash twice; neither writes anything.
+    #[test]
+    fn out_of_order_versions_and_repeated_keys_are_refused() {
+        let store = MemoryTreeStore::default();
+        let one = |n: u8| (key_hash(n, 0), vec![n]);
+        assert!(matches!(
+            insert(&store, vec![one(1)], 1),
+            Err(AnchoringError::Storage(_))
+        ));
+        let (_, update) = insert(&store, vec![one(1)], 0).unwrap();
+        store.write(&update).unwrap();
+        let before = store.read().nodes.len();
+        let twice = insert(&store, vec![one(2), one(2)], 1);
+        assert!(matches!(twice, Err(AnchoringError::Storage(m)) if m.contains("twice")));
+        let mut state = AuthenticatedState::new(store, Some(0));
+        let skipped = state.commit(2, &BTreeMap::new());
+        assert!(
+            matches!(skipped, Err(AnchoringError::Storage(m)) if m.contains("does not follow"))
+        );
+        assert_eq!(state.store().read().nodes.len(), before);
+        assert_eq!(state.latest(), Some(0));
     }
 }

@@ -17,14 +17,12 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_genesis::Hash;
 use jmt::proof::SparseMerkleProof;
-use jmt::storage::{LeafNode, NibblePath, Node, NodeKey, TreeReader};
+use jmt::storage::{NibblePath, NodeKey};
 use jmt::{KeyHash, OwnedValue, SimpleHasher, Version};
 
 use crate::state::{StateHasher, internal_hash, leaf_hash};
+use crate::state_tree::{PLACEHOLDER, TreeNode, TreeStore};
 use crate::{AnchoringError, StateKey};
-
-/// jmt's hash of an empty subtree.
-const PLACEHOLDER: [u8; 32] = *b"SPARSE_MERKLE_PLACEHOLDER_HASH__";
 /// Deepest path in a tree of 256-bit key hashes.
 const MAX_DEPTH: usize = 256;
 
@@ -102,84 +100,6 @@ fn nibble_at(key_hash: &[u8; 32], index: usize) -> Option<u8> {
     })
 }
 
-/// A leaf's key hash and value hash (jmt keeps the value hash's getter to
-/// itself; its borsh layout is the two hashes).
-fn leaf_fields(leaf: &LeafNode) -> Result<([u8; 32], [u8; 32]), AnchoringError> {
-    let bytes = borsh::to_vec(leaf).map_err(|e| AnchoringError::Storage(e.to_string()))?;
-    let (key_hash, value_hash) = <([u8; 32], [u8; 32])>::try_from_slice(&bytes)
-        .map_err(|e| AnchoringError::Storage(format!("a state tree leaf: {e}")))?;
-    Ok((key_hash, value_hash))
-}
-
-/// An internal node's sixteen child slots: each child's hash and version,
-/// and which are leaves. Inside the node, the children are the leaves of a
-/// four-level binary tree, compressed as jmt compresses it: an empty range
-/// hashes to the placeholder, a range holding a single leaf to that leaf.
-#[derive(Default)]
-struct Children {
-    slots: [Option<([u8; 32], Version)>; 16],
-    exists: u16,
-    leaves: u16,
-}
-
-impl Children {
-    /// Puts a child in slot `nibble`.
-    fn set(&mut self, nibble: u8, hash: [u8; 32], version: Version, leaf: bool) {
-        self.slots[usize::from(nibble & 0x0f)] = Some((hash, version));
-        self.exists |= 1 << (nibble & 0x0f);
-        if leaf {
-            self.leaves |= 1 << (nibble & 0x0f);
-        }
-    }
-
-    /// Existence and leaf bits of the `width` slots from `start`.
-    fn range(&self, start: u8, width: u8) -> (u16, u16) {
-        let mask = (((1u32 << width) - 1) << start) as u16;
-        (self.exists & mask, self.leaves & mask)
-    }
-
-    /// Whether the range stands for a single child: one slot wide, or
-    /// holding one child that is a leaf.
-    fn single(width: u8, (exists, leaves): (u16, u16)) -> bool {
-        width == 1 || (exists.count_ones() == 1 && leaves != 0)
-    }
-
-    /// The hash of the `width` slots from `start`; `None` when empty.
-    fn hash(&self, start: u8, width: u8) -> Option<[u8; 32]> {
-        let range = self.range(start, width);
-        if range.0 == 0 {
-            return None;
-        }
-        if Self::single(width, range) {
-            return self.slots[range.0.trailing_zeros() as usize].map(|(hash, _)| hash);
-        }
-        let half = width / 2;
-        let left = self.hash(start, half).unwrap_or(PLACEHOLDER);
-        let right = self.hash(start + half, half).unwrap_or(PLACEHOLDER);
-        Some(internal_hash(&left, &right))
-    }
-
-    /// Goes down towards slot `nibble`, pushing the sibling of each of the
-    /// four levels onto `path`: the child the key's path continues at (its
-    /// slot and version), or `None` where the key's range is empty.
-    fn descend(&self, nibble: u8, path: &mut Vec<Option<[u8; 32]>>) -> Option<(u8, Version)> {
-        for height in (0..4).rev() {
-            let width = 1u8 << height;
-            let start = (0xff << height) & nibble;
-            path.push(self.hash(start ^ width, width));
-            let range = self.range(start, width);
-            if range.0 == 0 {
-                return None;
-            }
-            if Self::single(width, range) {
-                let slot = range.0.trailing_zeros() as u8;
-                return self.slots[usize::from(slot)].map(|(_, version)| (slot, version));
-            }
-        }
-        None
-    }
-}
-
 fn invalid(reason: impl Into<String>) -> AnchoringError {
     AnchoringError::StateProof {
         reason: reason.into(),
@@ -194,17 +114,16 @@ impl StateProof {
     /// node's neighbour from storage to carry it whole in its proof, and
     /// rehashes it, where the hash this proof needs is already in the path
     /// node's list of children.
-    pub fn build<R: TreeReader>(
+    pub fn build<R: TreeStore + ?Sized>(
         reader: &R,
         key_hash: [u8; 32],
         version: Version,
     ) -> Result<(Option<OwnedValue>, StateProof), AnchoringError> {
-        let storage = |e: anyhow::Error| AnchoringError::Storage(e.to_string());
         // Top-down; `None` is an empty subtree.
         let mut path: Vec<Option<[u8; 32]>> = Vec::new();
         let mut node_key = NodeKey::new(version, NibblePath::from_iter(std::iter::empty()));
         for depth in 0..=MAX_DEPTH / 4 {
-            let node = reader.get_node_option(&node_key).map_err(storage)?;
+            let node = reader.node(&node_key)?;
             let leaf = match node {
                 None if depth == 0 => {
                     return Err(AnchoringError::Storage(format!(
@@ -216,14 +135,16 @@ impl StateProof {
                         "the state tree node at depth {depth} of version {version} is missing"
                     )));
                 }
-                Some(Node::Null) if depth == 0 => ProofLeaf::Empty,
-                Some(Node::Null) => {
+                Some(TreeNode::Null) if depth == 0 => ProofLeaf::Empty,
+                Some(TreeNode::Null) => {
                     return Err(AnchoringError::Storage(format!(
                         "an empty node below the root at depth {depth} of version {version}"
                     )));
                 }
-                Some(Node::Leaf(leaf)) => {
-                    let (other, value_hash) = leaf_fields(&leaf)?;
+                Some(TreeNode::Leaf {
+                    key_hash: other,
+                    value_hash,
+                }) => {
                     if other == key_hash {
                         ProofLeaf::Key
                     } else {
@@ -233,17 +154,13 @@ impl StateProof {
                         }
                     }
                 }
-                Some(Node::Internal(node)) => {
+                Some(TreeNode::Internal(node)) => {
                     // An internal node past the key's last nibble: the
                     // tree is deeper than a key hash (below).
                     let Some(nibble) = nibble_at(&key_hash, depth) else {
                         break;
                     };
-                    let mut children = Children::default();
-                    for (slot, child) in node.children_unsorted() {
-                        children.set(u8::from(slot), child.hash, child.version, child.is_leaf());
-                    }
-                    match children.descend(nibble, &mut path) {
+                    match node.descend(nibble, &mut path) {
                         Some((slot, version)) => {
                             // The key's nibbles so far, then the child's
                             // slot: the key's own, or a lone leaf's beside it.
@@ -259,17 +176,14 @@ impl StateProof {
                 }
             };
             let value = match leaf {
-                ProofLeaf::Key => Some(
-                    reader
-                        .get_value_option(version, KeyHash(key_hash))
-                        .map_err(storage)?
-                        .ok_or_else(|| {
-                            AnchoringError::Storage(format!(
-                                "the state tree has a leaf for {} but no value at version {version}",
-                                Hash(key_hash)
-                            ))
-                        })?,
-                ),
+                ProofLeaf::Key => {
+                    Some(reader.value(version, &KeyHash(key_hash))?.ok_or_else(|| {
+                        AnchoringError::Storage(format!(
+                            "the state tree has a leaf for {} but no value at version {version}",
+                            Hash(key_hash)
+                        ))
+                    })?)
+                }
                 _ => None,
             };
             // Lowest level first.

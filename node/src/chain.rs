@@ -49,7 +49,7 @@ impl Executed {
 
     /// What committing the block writes of the state tree's nodes.
     pub(crate) fn node_writes(&self) -> crate::store::NodeWrites {
-        crate::store::node_writes(&self.nodes.nodes)
+        crate::store::node_writes(&self.nodes)
     }
 }
 

@@ -84,7 +84,7 @@ fn blocks_and_state_commit_together_and_survive_a_reopen() {
         roots.push(root);
     }
     // A block out of order is refused.
-    let (root, nodes) = state.prepare(9, &BTreeMap::new()).unwrap();
+    let (root, nodes) = state.prepare(4, &BTreeMap::new()).unwrap();
     assert!(matches!(
         store.commit_block(
             &Block {

@@ -5,13 +5,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use cairn_anchoring::TreeStore;
 use cairn_anchoring::{
     Action, AnchorItem, AnchoringError, BlockContext, BlockOutcome, Commitment, StateAt, StateKey,
     StateView, Transaction, TxReceipt, apply_block, genesis_state,
 };
 use cairn_genesis::{CredentialType, GenesisDocument, Hash, Issuer, IssuerKey, Timestamp};
 use ed25519_dalek::SigningKey;
-use jmt::storage::TreeReader;
 
 pub const POLICE: &str = "11310000MB0000001C";
 pub const MARKET: &str = "11320000MB0000002K";
@@ -148,7 +148,7 @@ pub struct TreeView<'a, S> {
     pub applied: &'a Applied,
 }
 
-impl<S: TreeReader> StateView for TreeView<'_, S> {
+impl<S: TreeStore> StateView for TreeView<'_, S> {
     fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
         self.values.get(key)
     }

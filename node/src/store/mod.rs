@@ -378,7 +378,7 @@ impl Store {
                 id.0,
             );
         }
-        tree::add_to_batch(self, &mut batch, &tree.nodes)?;
+        tree::add_to_batch(self, &mut batch, tree)?;
         let pruned = self.prune(&mut batch, height, &tree.stale)?;
         if pruned != Some(height) {
             batch.put_cf(
@@ -395,7 +395,7 @@ impl Store {
         );
         batch.put_cf(self.cf(META)?, HEIGHT_KEY, height.to_be_bytes());
         self.db.write_opt(batch, &synced())?;
-        self.top_nodes.written(&tree.nodes);
+        self.top_nodes.written(tree);
         if let Some(oldest) = pruned {
             self.oldest_state_version.store(oldest, Ordering::Relaxed);
         }

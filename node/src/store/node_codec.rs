@@ -29,34 +29,46 @@
 //! borsh's form (folders that held them are of an older state layout, and
 //! refused when the store opens).
 
-use jmt::storage::Node;
+use cairn_anchoring::{Child, InternalNode, TreeNode};
 
-use super::{decode, encode};
 use crate::NodeError;
 
 /// The first byte of an internal node in the compact encoding.
 const COMPACT_INTERNAL: u8 = 3;
 
-/// borsh's tag of `Node::Internal`.
+/// borsh's tags of jmt's `Node`: the null node, an internal node, a leaf.
+const BORSH_NULL: u8 = 0;
 const BORSH_INTERNAL: u8 = 1;
+const BORSH_LEAF: u8 = 2;
 
 const WHAT: &str = "state tree node";
 
 /// A node as `tree_nodes` stores it.
-pub(crate) fn encode_node(node: &Node) -> Vec<u8> {
-    let Node::Internal(internal) = node else {
-        return encode(node);
+pub(crate) fn encode_node(node: &TreeNode) -> Vec<u8> {
+    let internal = match node {
+        TreeNode::Null => return vec![BORSH_NULL],
+        TreeNode::Leaf {
+            key_hash,
+            value_hash,
+        } => {
+            let mut out = Vec::with_capacity(65);
+            out.push(BORSH_LEAF);
+            out.extend_from_slice(key_hash);
+            out.extend_from_slice(value_hash);
+            return out;
+        }
+        TreeNode::Internal(internal) => internal,
     };
-    let (children, leaves) = internal.generate_bitmaps();
+    let (children, leaves) = internal.bitmaps();
     let mut out = Vec::with_capacity(5 + 40 * children.count_ones() as usize);
     out.push(COMPACT_INTERNAL);
     out.extend_from_slice(&children.to_le_bytes());
     out.extend_from_slice(&leaves.to_le_bytes());
-    for (_, child) in internal.children_sorted() {
+    for (_, child, leaf) in internal.children() {
         out.extend_from_slice(&child.hash);
         put_varint(&mut out, child.version);
-        if !child.is_leaf() {
-            put_varint(&mut out, child.leaf_count() as u64);
+        if !leaf {
+            put_varint(&mut out, child.leaf_count);
         }
     }
     out
@@ -64,13 +76,28 @@ pub(crate) fn encode_node(node: &Node) -> Vec<u8> {
 
 /// A node from the bytes `tree_nodes` holds: the compact encoding of an
 /// internal node, or jmt's borsh encoding of a leaf or the null node.
-pub(crate) fn decode_node(bytes: &[u8]) -> Result<Node, NodeError> {
+pub(crate) fn decode_node(bytes: &[u8]) -> Result<TreeNode, NodeError> {
     match bytes.split_first() {
-        Some((&COMPACT_INTERNAL, rest)) => decode(WHAT, &compact_to_borsh(rest)?),
+        Some((&COMPACT_INTERNAL, rest)) => Ok(TreeNode::Internal(Box::new(decode_compact(rest)?))),
         Some((&BORSH_INTERNAL, _)) => Err(corrupt(
             "an internal node in borsh's form, which this state layout never writes",
         )),
-        _ => decode(WHAT, bytes),
+        Some((&BORSH_NULL, [])) => Ok(TreeNode::Null),
+        Some((&BORSH_LEAF, rest)) => {
+            let mut input = Input { bytes: rest };
+            let key_hash = input.array::<32>()?;
+            let value_hash = input.array::<32>()?;
+            input.end()?;
+            Ok(TreeNode::Leaf {
+                key_hash,
+                value_hash,
+            })
+        }
+        Some((&BORSH_NULL, rest)) => {
+            Err(corrupt(format!("{} bytes after the null node", rest.len())))
+        }
+        Some((tag, _)) => Err(corrupt(format!("unknown node tag {tag}"))),
+        None => Err(corrupt("truncated")),
     }
 }
 
@@ -81,11 +108,10 @@ fn corrupt(reason: impl Into<String>) -> NodeError {
     }
 }
 
-/// jmt builds internal nodes only through its own code or borsh (its
-/// node types are not public), so a compact node is checked here, then
-/// rewritten as borsh's bytes for the same node: the children's slots,
-/// then the count of children and of leaves below, as jmt computes them.
-fn compact_to_borsh(bytes: &[u8]) -> Result<Vec<u8>, NodeError> {
+/// A compact internal node's children, checked: at least one, leaf bits
+/// only for children there, no lone leaf, internal children of two leaves
+/// or more whose counts add up within a u64, nothing left over.
+fn decode_compact(bytes: &[u8]) -> Result<InternalNode, NodeError> {
     let mut input = Input { bytes };
     let present = u16::from_le_bytes(input.array()?);
     let leaves = u16::from_le_bytes(input.array()?);
@@ -98,44 +124,37 @@ fn compact_to_borsh(bytes: &[u8]) -> Result<Vec<u8>, NodeError> {
     if present.count_ones() == 1 && leaves != 0 {
         return Err(corrupt("an internal node whose only child is a leaf"));
     }
-    let mut out = Vec::with_capacity(33 + 50 * present.count_ones() as usize);
-    out.push(BORSH_INTERNAL);
+    let mut node = InternalNode::default();
     let mut total: u64 = 0;
-    for nibble in 0..16 {
+    for nibble in 0..16u8 {
         let bit = 1u16 << nibble;
         if present & bit == 0 {
-            out.push(0);
             continue;
         }
-        out.push(1);
-        out.extend_from_slice(&input.array::<32>()?);
-        out.extend_from_slice(&input.varint()?.to_le_bytes());
-        let leaf_count = if leaves & bit != 0 {
-            out.push(0);
+        let hash = input.array::<32>()?;
+        let version = input.varint()?;
+        let leaf = leaves & bit != 0;
+        let leaf_count = if leaf {
             1
         } else {
             let leaf_count = input.varint()?;
             if leaf_count < 2 {
                 return Err(corrupt("an internal child with fewer than two leaves"));
             }
-            out.push(1);
-            out.extend_from_slice(&leaf_count.to_le_bytes());
             leaf_count
         };
         total = total
             .checked_add(leaf_count)
-            .filter(|&total| usize::try_from(total).is_ok())
             .ok_or_else(|| corrupt("leaf counts that overflow"))?;
+        let child = Child {
+            hash,
+            version,
+            leaf_count,
+        };
+        node.set(nibble, child, leaf);
     }
-    if !input.bytes.is_empty() {
-        return Err(corrupt(format!(
-            "{} bytes after the last child",
-            input.bytes.len()
-        )));
-    }
-    out.extend_from_slice(&u64::from(present.count_ones()).to_le_bytes());
-    out.extend_from_slice(&total.to_le_bytes());
-    Ok(out)
+    input.end()?;
+    Ok(node)
 }
 
 /// Unsigned LEB128: seven bits a byte, low bits first, the high bit set on
@@ -153,6 +172,18 @@ struct Input<'a> {
 }
 
 impl Input<'_> {
+    /// Nothing may follow the node.
+    fn end(&self) -> Result<(), NodeError> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(corrupt(format!(
+                "{} bytes after the last child",
+                self.bytes.len()
+            )))
+        }
+    }
+
     fn array<const N: usize>(&mut self) -> Result<[u8; N], NodeError> {
         let Some((head, rest)) = self.bytes.split_first_chunk::<N>() else {
             return Err(corrupt("truncated"));
@@ -187,14 +218,15 @@ impl Input<'_> {
 #[allow(clippy::unwrap_used)] // test code: a panic is the failure report
 mod tests {
     use super::*;
+    use crate::store::encode;
     use cairn_anchoring::{MemoryTreeStore, StateHasher};
-    use jmt::storage::{LeafNode, TreeWriter};
-    use jmt::{JellyfishMerkleTree, KeyHash, ValueHash};
+    use jmt::storage::TreeWriter;
+    use jmt::{JellyfishMerkleTree, KeyHash};
     use proptest::prelude::*;
 
     /// Every node jmt writes while it inserts `keys` random keys at each
     /// of `versions`.
-    fn jmt_nodes(seed: u64, keys: usize, versions: &[u64]) -> Vec<Node> {
+    fn jmt_nodes(seed: u64, keys: usize, versions: &[u64]) -> Vec<TreeNode> {
         let store = MemoryTreeStore::default();
         let tree = JellyfishMerkleTree::<_, StateHasher>::new(&store);
         let mut nodes = Vec::new();
@@ -207,9 +239,20 @@ mod tests {
                 .collect();
             let (_, update) = tree.put_value_set(set, version).unwrap();
             store.write_node_batch(&update.node_batch).unwrap();
-            nodes.extend(update.node_batch.nodes().values().cloned());
+            nodes.extend(
+                update
+                    .node_batch
+                    .nodes()
+                    .values()
+                    .map(|node| TreeNode::from_jmt(node).unwrap()),
+            );
         }
         nodes
+    }
+
+    /// jmt's own borsh bytes for a node.
+    fn borsh(node: &TreeNode) -> Vec<u8> {
+        encode(&node.to_jmt().unwrap())
     }
 
     /// A compact node written by hand: children 0 (a leaf of version
@@ -235,14 +278,14 @@ mod tests {
             let bytes = encode_node(node);
             assert_eq!(&decode_node(&bytes).unwrap(), node);
             match node {
-                Node::Internal(_) => {
+                TreeNode::Internal(_) => {
                     assert_eq!(bytes[0], COMPACT_INTERNAL);
                     internal += 1;
                     compact_bytes += bytes.len();
-                    borsh_bytes += encode(node).len();
+                    borsh_bytes += borsh(node).len();
                 }
                 _ => {
-                    assert_eq!(bytes, encode(node));
+                    assert_eq!(bytes, borsh(node));
                     leaves += 1;
                 }
             }
@@ -257,10 +300,10 @@ mod tests {
         // and 128 to 16 383 leaves each (two bytes).
         let root = nodes
             .iter()
-            .find(|n| matches!(n, Node::Internal(i) if i.leaf_count() == 4096))
+            .find(|n| matches!(n, TreeNode::Internal(i) if i.leaf_count() == 4096))
             .unwrap();
         assert_eq!(
-            (encode_node(root).len(), encode(root).len()),
+            (encode_node(root).len(), borsh(root).len()),
             (5 + 16 * 37, 817)
         );
     }
@@ -271,8 +314,8 @@ mod tests {
     fn only_leaves_and_null_read_in_borsh_form() {
         let (mut internal, mut leaves) = (0, 0);
         for node in jmt_nodes(2, 300, &[3, 1 << 40]) {
-            let borsh = encode(&node);
-            if matches!(node, Node::Internal(_)) {
+            let borsh = borsh(&node);
+            if matches!(node, TreeNode::Internal(_)) {
                 assert_eq!(borsh[0], BORSH_INTERNAL);
                 match decode_node(&borsh) {
                     Err(NodeError::Corrupt { reason, .. }) => {
@@ -290,9 +333,17 @@ mod tests {
             internal > 16 && leaves == 600,
             "{internal} internal, {leaves} leaves"
         );
-        let leaf = Node::Leaf(LeafNode::new(KeyHash([1; 32]), ValueHash([2; 32])));
-        assert_eq!(decode_node(&encode(&leaf)).unwrap(), leaf);
-        assert_eq!(decode_node(&encode(&Node::Null)).unwrap(), Node::Null);
+        let leaf = TreeNode::Leaf {
+            key_hash: [1; 32],
+            value_hash: [2; 32],
+        };
+        assert_eq!(decode_node(&borsh(&leaf)).unwrap(), leaf);
+        assert_eq!(encode_node(&leaf), borsh(&leaf));
+        assert_eq!(
+            decode_node(&borsh(&TreeNode::Null)).unwrap(),
+            TreeNode::Null
+        );
+        assert_eq!(encode_node(&TreeNode::Null), borsh(&TreeNode::Null));
     }
 
     #[test]
@@ -317,7 +368,7 @@ mod tests {
         let good = two_children();
         let node = decode_node(&good).unwrap();
         assert_eq!(encode_node(&node), good);
-        let Node::Internal(internal) = &node else {
+        let TreeNode::Internal(internal) = &node else {
             panic!("{node:?}")
         };
         assert_eq!(internal.leaf_count(), 41);
@@ -367,6 +418,18 @@ mod tests {
             put_varint(&mut overflow, u64::MAX / 2 + 1);
         }
         assert!(reason(&overflow).contains("overflow"));
+        // Leaves and the null node: exactly a tag and two hashes, a tag.
+        let leaf = encode_node(&TreeNode::Leaf {
+            key_hash: [1; 32],
+            value_hash: [2; 32],
+        });
+        for cut in 1..leaf.len() {
+            assert!(reason(&leaf[..cut]).contains("truncated"), "cut at {cut}");
+        }
+        assert!(reason(&[leaf.as_slice(), &[0]].concat()).contains("after"));
+        assert!(reason(&[BORSH_NULL, 0]).contains("after the null node"));
+        assert!(reason(&[4]).contains("unknown node tag 4"));
+        assert!(reason(&[]).contains("truncated"));
     }
 
     proptest! {
@@ -402,7 +465,7 @@ mod tests {
         let mut corpus = vec![two_children()];
         for node in nodes
             .iter()
-            .filter(|n| matches!(n, Node::Internal(_)))
+            .filter(|n| matches!(n, TreeNode::Internal(_)))
             .take(12)
         {
             corpus.push(encode_node(node));
@@ -467,10 +530,10 @@ mod tests {
             }
             let node = decode_node(&bytes).unwrap();
             prop_assert_eq!(&encode_node(&node), &bytes);
-            let Node::Internal(internal) = node else {
+            let TreeNode::Internal(internal) = node else {
                 panic!("an internal node decoded as another kind")
             };
-            prop_assert_eq!(internal.leaf_count() as u64, below);
+            prop_assert_eq!(internal.leaf_count(), below);
         }
     }
 }

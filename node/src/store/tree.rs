@@ -1,9 +1,10 @@
-//! The state tree's storage in RocksDB, for `jmt` (through
-//! [`cairn_anchoring::AuthenticatedState`]).
+//! The state tree's storage in RocksDB, for
+//! [`cairn_anchoring::AuthenticatedState`].
 
 use std::sync::{PoisonError, RwLock};
 
-use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
+use cairn_anchoring::{AnchoringError, TreeNode, TreeStore, TreeUpdate};
+use jmt::storage::NodeKey;
 use jmt::{KeyHash, OwnedValue, Version};
 use rocksdb::{DB, DBRawIteratorWithThreadMode, ReadOptions, WriteBatch};
 
@@ -11,7 +12,7 @@ use super::node_codec::{decode_node, encode_node};
 use super::{Store, TREE_NODES, TREE_VALUES, decode, encode, synced};
 use crate::NodeError;
 
-/// jmt's reader and writer over the node's database.
+/// The state tree's [`TreeStore`] over the node's database.
 #[derive(Clone)]
 pub struct RocksTree {
     store: Store,
@@ -76,7 +77,7 @@ const TOP_SLOTS: usize = ((1 << (4 * (TOP_DEPTH + 1))) - 1) / 15;
 /// batch that wrote its node is on disk; a read of any other version goes
 /// to RocksDB.
 pub(crate) struct TopNodes {
-    slots: RwLock<Vec<Option<(Version, Node)>>>,
+    slots: RwLock<Vec<Option<(Version, TreeNode)>>>,
 }
 
 impl TopNodes {
@@ -100,7 +101,7 @@ impl TopNodes {
         Some(((1 << (4 * nibbles)) - 1) / 15 + within)
     }
 
-    fn get(&self, key: &NodeKey) -> Option<Node> {
+    fn get(&self, key: &NodeKey) -> Option<TreeNode> {
         let slot = TopNodes::slot(key)?;
         let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
         match &slots[slot] {
@@ -109,10 +110,10 @@ impl TopNodes {
         }
     }
 
-    /// Takes in the top-level nodes of a batch now written to disk.
-    pub(crate) fn written(&self, nodes: &NodeBatch) {
+    /// Takes in the top-level nodes of a version now written to disk.
+    pub(crate) fn written(&self, update: &TreeUpdate) {
         let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
-        for (key, node) in nodes.nodes() {
+        for (key, node) in &update.nodes {
             if let Some(slot) = TopNodes::slot(key) {
                 let newer = slots[slot]
                     .as_ref()
@@ -125,19 +126,24 @@ impl TopNodes {
     }
 }
 
-/// Adds a jmt node batch to a RocksDB write batch.
+/// Adds a version's nodes and values to a RocksDB write batch.
 pub(crate) fn add_to_batch(
     store: &Store,
     batch: &mut WriteBatch,
-    nodes: &NodeBatch,
+    update: &TreeUpdate,
 ) -> Result<(), NodeError> {
     let node_cf = store.cf(TREE_NODES)?;
     let value_cf = store.cf(TREE_VALUES)?;
-    for (key, node) in nodes.nodes() {
+    for (key, node) in &update.nodes {
         batch.put_cf(node_cf, node_key(key), encode_node(node));
     }
-    for ((version, key_hash), value) in nodes.values() {
-        batch.put_cf(value_cf, value_key(key_hash, *version), encode(value));
+    for (key_hash, value) in &update.values {
+        // As an `Option`: the family's layout keeps room for deletions.
+        batch.put_cf(
+            value_cf,
+            value_key(key_hash, update.version),
+            encode(&Some(value)),
+        );
     }
     Ok(())
 }
@@ -152,11 +158,11 @@ pub(crate) struct NodeWrites {
     pub bytes: usize,
 }
 
-/// The [`NodeWrites`] of a node batch.
-pub(crate) fn node_writes(nodes: &NodeBatch) -> NodeWrites {
+/// The [`NodeWrites`] of a version.
+pub(crate) fn node_writes(update: &TreeUpdate) -> NodeWrites {
     let mut writes = NodeWrites::default();
-    for (key, node) in nodes.nodes() {
-        if matches!(node, Node::Internal(_)) {
+    for (key, node) in &update.nodes {
+        if matches!(node, TreeNode::Internal(_)) {
             writes.internal += 1;
         }
         writes.bytes += node_key(key).len() + encode_node(node).len();
@@ -209,47 +215,39 @@ impl<'a> ValueReader<'a> {
     }
 }
 
-fn to_anyhow(e: NodeError) -> anyhow::Error {
-    anyhow::anyhow!(e.to_string())
+fn storage(e: NodeError) -> AnchoringError {
+    AnchoringError::Storage(e.to_string())
 }
 
-impl TreeReader for RocksTree {
-    fn get_node_option(&self, key: &NodeKey) -> anyhow::Result<Option<Node>> {
+impl TreeStore for RocksTree {
+    fn node(&self, key: &NodeKey) -> Result<Option<TreeNode>, AnchoringError> {
         if let Some(node) = self.store.top_nodes().get(key) {
             return Ok(Some(node));
         }
         self.store
             .get(TREE_NODES, &node_key(key))
             .and_then(|v| v.map(|b| decode_node(&b)).transpose())
-            .map_err(to_anyhow)
+            .map_err(storage)
     }
 
-    fn get_value_option(
+    fn value(
         &self,
-        max_version: Version,
-        key_hash: KeyHash,
-    ) -> anyhow::Result<Option<OwnedValue>> {
+        version: Version,
+        key_hash: &KeyHash,
+    ) -> Result<Option<OwnedValue>, AnchoringError> {
         ValueReader::new(&self.store)
-            .and_then(|mut reader| reader.get(&key_hash, max_version))
-            .map_err(to_anyhow)
+            .and_then(|mut reader| reader.get(key_hash, version))
+            .map_err(storage)
     }
 
-    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
-        Err(anyhow::anyhow!(
-            "restoring the state tree from chunks is not supported"
-        ))
-    }
-}
-
-impl TreeWriter for RocksTree {
-    fn write_node_batch(&self, nodes: &NodeBatch) -> anyhow::Result<()> {
+    fn write(&self, update: &TreeUpdate) -> Result<(), AnchoringError> {
         let mut batch = WriteBatch::default();
-        add_to_batch(&self.store, &mut batch, nodes).map_err(to_anyhow)?;
+        add_to_batch(&self.store, &mut batch, update).map_err(storage)?;
         self.store
             .db()
             .write_opt(batch, &synced())
-            .map_err(|e| anyhow::anyhow!(e.to_string()))?;
-        self.store.top_nodes().written(nodes);
+            .map_err(|e| storage(e.into()))?;
+        self.store.top_nodes().written(update);
         Ok(())
     }
 }
@@ -288,26 +286,24 @@ mod tests {
         assert_eq!(TopNodes::slot(&key(3, &[1, 2, 3, 4, 5])), None);
 
         let top = TopNodes::new();
-        let leaf = |byte: u8| {
-            Node::Leaf(LeafNode::new(
-                KeyHash([byte; 32]),
-                jmt::ValueHash([byte; 32]),
-            ))
+        let leaf = |byte: u8| TreeNode::Leaf {
+            key_hash: [byte; 32],
+            value_hash: [byte; 32],
         };
-        let mut batch = NodeBatch::default();
-        batch.insert_node(key(5, &[1, 2]), leaf(5));
-        batch.insert_node(key(5, &[1, 2, 3, 4, 5]), leaf(6));
-        top.written(&batch);
+        let update = |nodes: Vec<(NodeKey, TreeNode)>| TreeUpdate {
+            nodes,
+            ..TreeUpdate::default()
+        };
+        top.written(&update(vec![
+            (key(5, &[1, 2]), leaf(5)),
+            (key(5, &[1, 2, 3, 4, 5]), leaf(6)),
+        ]));
         assert_eq!(top.get(&key(5, &[1, 2])), Some(leaf(5)));
         assert_eq!(top.get(&key(4, &[1, 2])), None);
         assert_eq!(top.get(&key(5, &[1, 2, 3, 4, 5])), None);
         // A newer node replaces it; an older one, written late, does not.
-        let mut newer = NodeBatch::default();
-        newer.insert_node(key(7, &[1, 2]), leaf(7));
-        top.written(&newer);
-        let mut older = NodeBatch::default();
-        older.insert_node(key(6, &[1, 2]), leaf(8));
-        top.written(&older);
+        top.written(&update(vec![(key(7, &[1, 2]), leaf(7))]));
+        top.written(&update(vec![(key(6, &[1, 2]), leaf(8))]));
         assert_eq!(top.get(&key(7, &[1, 2])), Some(leaf(7)));
         assert_eq!(top.get(&key(5, &[1, 2])), None);
         assert_eq!(top.get(&key(6, &[1, 2])), None);
