@@ -20,7 +20,9 @@
 //! Merkle node, commitment, transaction id and leaf, block header, state
 //! key, state tree), each context's key derived once per process
 //! ([`cairn_genesis::Domain`]). Pure logic: no async runtime, network or database;
-//! storage sits behind jmt's reader/writer traits with an in-memory store.
+//! storage sits behind [`TreeStore`], with an in-memory store; the tree is
+//! jmt's, written by an insert of this crate's own and held to jmt's by
+//! its tests.
 
 #![forbid(unsafe_code)]
 

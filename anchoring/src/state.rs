@@ -644,7 +644,8 @@ pub(crate) mod tests {
         /// Version after version, including versions without changes,
         /// overwrites of existing keys and keys that split leaves deep in
         /// the tree, the insert writes exactly what jmt's batch insert
-        /// writes: the same root, nodes, values and stale nodes (jmt's, plus
+        /// writes, its nodes in key order: the same root, nodes, values and
+        /// stale nodes (jmt's, plus
         /// the previous root, which it leaves out when a version changes
         /// nothing). The root is also that of jmt's key-by-key insert, and
         /// every key reads back through jmt with a proof against it.
@@ -670,8 +671,11 @@ pub(crate) mod tests {
                 };
                 theirs.write_node_batch(&batch.node_batch).unwrap();
                 prop_assert_eq!(root, roots[0].0);
+                prop_assert!(
+                    update.nodes.windows(2).all(|pair| pair[0].0 < pair[1].0),
+                    "nodes not in key order, or a node written twice"
+                );
                 let nodes: BTreeMap<NodeKey, TreeNode> = update.nodes.iter().cloned().collect();
-                prop_assert_eq!(nodes.len(), update.nodes.len(), "a node written twice");
                 let jmt_nodes: BTreeMap<NodeKey, TreeNode> = batch
                     .node_batch
                     .nodes()

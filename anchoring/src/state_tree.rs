@@ -84,8 +84,8 @@ pub trait TreeStore {
 pub struct TreeUpdate {
     /// The version written.
     pub version: Version,
-    /// The nodes it adds, each written at `version` (children before
-    /// their parents; the root last).
+    /// The nodes it adds, each written at `version`, in key order: by
+    /// depth, then path.
     pub nodes: Vec<(NodeKey, TreeNode)>,
     /// The values it writes, by key hash, in key hash order.
     pub values: Vec<(KeyHash, OwnedValue)>,
@@ -362,7 +362,7 @@ pub fn insert<S: TreeStore + ?Sized>(
     };
     let update = TreeUpdate {
         version,
-        nodes: insert.nodes,
+        nodes: in_key_order(insert.nodes),
         values: set,
         stale: insert.stale,
     };
@@ -394,9 +394,18 @@ fn by_nibble(kvs: &[Pair], depth: usize) -> impl Iterator<Item = (u8, &[Pair])> 
 }
 
 impl<S: TreeStore + ?Sized> Insert<'_, S> {
-    /// Adds `node` at the path of `key_hash`'s first `depth` nibbles, and
-    /// returns it as its parent lists it: the child, and whether a leaf.
-    fn put(&mut self, key_hash: &[u8; 32], depth: usize, node: TreeNode) -> (Child, bool) {
+    /// Holds the place of the node at the path of `key_hash`'s first
+    /// `depth` nibbles, before its children: the nodes are then in
+    /// pre-order, each depth's in path order (see [`in_key_order`]).
+    fn reserve(&mut self, key_hash: &[u8; 32], depth: usize) -> usize {
+        let key = NodeKey::new(self.version, key_path(key_hash, depth));
+        self.nodes.push((key, TreeNode::Null));
+        self.nodes.len() - 1
+    }
+
+    /// Puts `node` in its place, and returns it as its parent lists it:
+    /// the child, and whether a leaf.
+    fn fill(&mut self, place: usize, node: TreeNode) -> (Child, bool) {
         let (leaf_count, leaf) = match &node {
             TreeNode::Internal(internal) => (internal.leaf_count(), false),
             _ => (1, true),
@@ -406,8 +415,7 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
             version: self.version,
             leaf_count,
         };
-        self.nodes
-            .push((NodeKey::new(self.version, key_path(key_hash, depth)), node));
+        self.nodes[place].1 = node;
         (child, leaf)
     }
 
@@ -425,19 +433,20 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
 
     /// A new subtree at depth `depth` holding `kvs` (not empty).
     fn subtree(&mut self, kvs: &[Pair], depth: usize) -> Result<(Child, bool), AnchoringError> {
+        let place = self.reserve(&kvs[0].0, depth);
         if let [(key_hash, value_hash)] = kvs {
             let leaf = TreeNode::Leaf {
                 key_hash: *key_hash,
                 value_hash: *value_hash,
             };
-            return Ok(self.put(key_hash, depth, leaf));
+            return Ok(self.fill(place, leaf));
         }
         let mut node = Box::<InternalNode>::default();
         for (n, group) in by_nibble(kvs, self.nibble_index(depth)?) {
             let (child, leaf) = self.subtree(group, depth + 1)?;
             node.set(n, child, leaf);
         }
-        Ok(self.put(&kvs[0].0, depth, TreeNode::Internal(node)))
+        Ok(self.fill(place, TreeNode::Internal(node)))
     }
 
     /// The subtree at depth `depth` where the leaf `existing` stood, with
@@ -454,24 +463,31 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
             return self.subtree(kvs, depth);
         }
         let existing_slot = nibble(&existing.0, self.nibble_index(depth)?);
+        let place = self.reserve(&existing.0, depth);
         let mut node = Box::<InternalNode>::default();
-        let mut alone = true;
+        // Where no key of `kvs` goes beside it, the existing leaf moves
+        // down a level as it was (jmt writes it again at the new path and
+        // version), in its place among the children.
+        let mut existing_done = false;
         for (n, group) in by_nibble(kvs, depth) {
+            if !existing_done && n > existing_slot {
+                let (child, leaf) = self.subtree(&[existing], depth + 1)?;
+                node.set(existing_slot, child, leaf);
+                existing_done = true;
+            }
             let (child, leaf) = if n == existing_slot {
-                alone = false;
+                existing_done = true;
                 self.beside_leaf(existing, group, depth + 1)?
             } else {
                 self.subtree(group, depth + 1)?
             };
             node.set(n, child, leaf);
         }
-        if alone {
-            // The existing leaf moves down a level, as it was: jmt writes
-            // it again at the new path and version.
+        if !existing_done {
             let (child, leaf) = self.subtree(&[existing], depth + 1)?;
             node.set(existing_slot, child, leaf);
         }
-        Ok(self.put(&existing.0, depth, TreeNode::Internal(node)))
+        Ok(self.fill(place, TreeNode::Internal(node)))
     }
 
     /// The internal node `node` at depth `depth`, on the path of `kvs`
@@ -482,6 +498,7 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
         kvs: &[Pair],
         depth: usize,
     ) -> Result<(Child, bool), AnchoringError> {
+        let place = self.reserve(&kvs[0].0, depth);
         for (n, group) in by_nibble(kvs, self.nibble_index(depth)?) {
             let (child, leaf) = match node.child(n) {
                 None => self.subtree(group, depth + 1)?,
@@ -511,6 +528,22 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
             };
             node.set(n, child, leaf);
         }
-        Ok(self.put(&kvs[0].0, depth, TreeNode::Internal(node)))
+        Ok(self.fill(place, TreeNode::Internal(node)))
     }
+}
+
+/// The nodes of a pre-order walk (each depth's already in path order),
+/// by depth: the order of their keys, in jmt's `NodeKey` and in the node's
+/// store (version, path length, path), so that a version's nodes go into
+/// a sorted store as a run of appends.
+fn in_key_order(nodes: Vec<(NodeKey, TreeNode)>) -> Vec<(NodeKey, TreeNode)> {
+    let mut depths: Vec<Vec<(NodeKey, TreeNode)>> = Vec::new();
+    for entry in nodes {
+        let depth = entry.0.nibble_path().num_nibbles();
+        if depths.len() <= depth {
+            depths.resize_with(depth + 1, Vec::new);
+        }
+        depths[depth].push(entry);
+    }
+    depths.into_iter().flatten().collect()
 }

@@ -75,6 +75,10 @@ prune_state = true
 # With pruning, how many state versions to keep, the committed one included.
 # The node itself reads only the committed one.
 keep_state_versions = 100
+# Memory for the state tree's nodes read from disk, in MiB. A block reads
+# about one node per credential it writes, at random over the tree; the more
+# of them this holds, the fewer are read from files.
+tree_cache_mib = 256
 "#;
 
 /// `[node]`
@@ -149,9 +153,19 @@ pub struct StorageSection {
     pub prune_state: bool,
     /// State versions kept when pruning.
     pub keep_state_versions: u64,
+    /// Memory for the state tree's nodes read from disk, in MiB.
+    pub tree_cache_mib: u64,
 }
 
+/// The largest `storage.tree_cache_mib` accepted: 1 TiB.
+const MAX_TREE_CACHE_MIB: u64 = 1 << 20;
+
 impl StorageSection {
+    /// The tree's node cache in bytes.
+    pub fn tree_cache_bytes(&self) -> usize {
+        usize::try_from(self.tree_cache_mib.min(MAX_TREE_CACHE_MIB) << 20).unwrap_or(usize::MAX)
+    }
+
     /// State versions to keep: [`crate::store::Store::keep_state_versions`]'s
     /// argument, 0 for every version.
     pub fn kept_versions(&self) -> u64 {
@@ -238,6 +252,7 @@ impl Default for StorageSection {
         StorageSection {
             prune_state: true,
             keep_state_versions: 100,
+            tree_cache_mib: 256,
         }
     }
 }
@@ -275,11 +290,21 @@ impl Config {
                 "storage.keep_state_versions",
                 config.storage.keep_state_versions,
             ),
+            ("storage.tree_cache_mib", config.storage.tree_cache_mib),
         ];
         if let Some((name, _)) = bounds.iter().find(|(_, value)| *value == 0) {
             return Err(NodeError::Config {
                 path: path.to_path_buf(),
                 reason: format!("{name} is 0; it must be at least 1"),
+            });
+        }
+        if config.storage.tree_cache_mib > MAX_TREE_CACHE_MIB {
+            return Err(NodeError::Config {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "storage.tree_cache_mib is {}; it must be at most {MAX_TREE_CACHE_MIB} (1 TiB)",
+                    config.storage.tree_cache_mib
+                ),
             });
         }
         Ok(config)
@@ -380,6 +405,7 @@ mod tests {
             ("mempool", "max_bytes"),
             ("mempool", "max_commitments"),
             ("storage", "keep_state_versions"),
+            ("storage", "tree_cache_mib"),
         ] {
             let text = format!("[{section}]\n{key} = 0\n");
             let err = Config::parse(&text, Path::new("c.toml")).unwrap_err();
@@ -391,6 +417,21 @@ mod tests {
             let one = format!("[{section}]\n{key} = 1\n");
             assert!(Config::parse(&one, Path::new("c.toml")).is_ok(), "{one}");
         }
+    }
+
+    #[test]
+    fn the_tree_cache_is_bounded_and_in_bytes() {
+        assert_eq!(Config::default().storage.tree_cache_bytes(), 256 << 20);
+        let small = Config::parse("[storage]\ntree_cache_mib = 8\n", Path::new("c.toml")).unwrap();
+        assert_eq!(small.storage.tree_cache_bytes(), 8 << 20);
+        let largest = format!("[storage]\ntree_cache_mib = {MAX_TREE_CACHE_MIB}\n");
+        assert!(Config::parse(&largest, Path::new("c.toml")).is_ok());
+        let huge = format!("[storage]\ntree_cache_mib = {}\n", MAX_TREE_CACHE_MIB + 1);
+        let err = Config::parse(&huge, Path::new("c.toml")).unwrap_err();
+        assert!(
+            matches!(&err, NodeError::Config { reason, .. } if reason.contains("at most")),
+            "{err}"
+        );
     }
 
     #[test]

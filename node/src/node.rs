@@ -126,8 +126,12 @@ pub fn open(home: &Home) -> Result<(Config, GenesisDocument, KeyPair, Store, boo
             home.config().display()
         )));
     }
-    let store = Store::open(&home.data(), genesis.hash())?
-        .keep_state_versions(config.storage.kept_versions());
+    let store = Store::open_with_tree_cache(
+        &home.data(),
+        genesis.hash(),
+        config.storage.tree_cache_bytes(),
+    )?
+    .keep_state_versions(config.storage.kept_versions());
     let validator = is_validator && !config.node.observer;
     Ok((config, genesis, key, store, validator))
 }

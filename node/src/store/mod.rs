@@ -6,7 +6,7 @@
 //! | `meta` | name | the genesis hash, the committed height, the state key layout, the oldest complete state version |
 //! | `blocks` | height (8 bytes, big-endian) | `Block` (borsh) |
 //! | `certificates` | height | `CommitCertificate` |
-//! | `tree_nodes` | version (big-endian) ‖ path length ‖ path nibbles, two to a byte | jmt `Node`: internal nodes compact (`node_codec`), others borsh |
+//! | `tree_nodes` | version (big-endian) ‖ path length ‖ path nibbles, two to a byte | a `TreeNode` (jmt's node): internal nodes compact (`node_codec`), leaves and the null node in jmt's borsh |
 //! | `tree_values` | key hash ‖ version (big-endian) | `Option<value>` (borsh) |
 //! | `stale_nodes` | version | the `tree_nodes` keys of the nodes that version stopped using (borsh) |
 //! | `tx_index` | transaction id | height ‖ index in the block: every applied transaction (the replay rule reads it) |
@@ -46,8 +46,8 @@ use cairn_anchoring::{Block, STATE_KEY_LAYOUT, TreeUpdate};
 use cairn_consensus::{CommitCertificate, Evidence};
 use cairn_genesis::Hash;
 use rocksdb::{
-    BlockBasedOptions, ColumnFamilyDescriptor, DB, Env, Options, SliceTransform, WriteBatch,
-    WriteOptions,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DataBlockIndexType, Env, Options,
+    SliceTransform, WriteBatch, WriteOptions,
 };
 
 use crate::NodeError;
@@ -94,6 +94,10 @@ const MAX_TOTAL_LOG_BYTES: u64 = 256 << 20;
 /// pruning is turned on, or the window shrunk) drains a few versions a
 /// block instead of stalling one commit.
 const PRUNE_VERSIONS_PER_COMMIT: u64 = 8;
+
+/// The state tree's node cache of [`Store::open`]: `storage.tree_cache_mib`'s
+/// default.
+pub const DEFAULT_TREE_CACHE_BYTES: usize = 256 << 20;
 
 /// The data folder.
 #[derive(Clone)]
@@ -159,7 +163,7 @@ const BLOOM_BITS_PER_KEY: f64 = 10.0;
 /// transaction index is asked about every transaction a node admits, and
 /// almost always answers that it is new: whole-key bloom filters, in its
 /// memtable too, answer that without searching each file.
-fn family_options(name: &str) -> Options {
+fn family_options(name: &str, tree_cache_bytes: usize) -> Options {
     let mut options = Options::default();
     match name {
         TX_INDEX => {
@@ -170,8 +174,14 @@ fn family_options(name: &str) -> Options {
             options.set_memtable_whole_key_filtering(true);
         }
         TREE_NODES => {
+            // Each block reads about a node per commitment below the levels
+            // kept in memory (`TopNodes`), at random over the tree: point
+            // reads, served from the cache when it holds them and with a
+            // hash index inside each data block instead of a binary search.
             let mut table = BlockBasedOptions::default();
             table.set_bloom_filter(BLOOM_BITS_PER_KEY, false);
+            table.set_block_cache(&Cache::new_hyper_clock_cache(tree_cache_bytes, 0));
+            table.set_data_block_index_type(DataBlockIndexType::BinaryAndHash);
             options.set_block_based_table_factory(&table);
         }
         TREE_VALUES => {
@@ -191,6 +201,16 @@ impl Store {
     /// Opens (or creates) the database at `path` for the chain `genesis`;
     /// refuses a database of another chain.
     pub fn open(path: &Path, genesis: Hash) -> Result<Store, NodeError> {
+        Store::open_with_tree_cache(path, genesis, DEFAULT_TREE_CACHE_BYTES)
+    }
+
+    /// [`Store::open`], with `tree_cache_bytes` of memory for the state
+    /// tree's nodes read from disk (RocksDB's block cache of `tree_nodes`).
+    pub fn open_with_tree_cache(
+        path: &Path,
+        genesis: Hash,
+        tree_cache_bytes: usize,
+    ) -> Result<Store, NodeError> {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
@@ -208,7 +228,7 @@ impl Store {
         options.set_env(&env);
         let families = FAMILIES
             .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, family_options(name)));
+            .map(|name| ColumnFamilyDescriptor::new(*name, family_options(name, tree_cache_bytes)));
         let db = DB::open_cf_descriptors(&options, path, families)?;
         let store = Store {
             db: Arc::new(db),
