@@ -165,6 +165,15 @@ pub enum AnchoringError {
         /// What jmt reported.
         reason: String,
     },
+    /// A state version written out of turn: versions follow one another
+    /// from 0.
+    #[error("state version {version} written where version {next} is next")]
+    StateVersion {
+        /// The version asked for.
+        version: u64,
+        /// The version that follows the latest written.
+        next: u64,
+    },
     /// The state storage failed.
     #[error("state storage failed: {0}")]
     Storage(String),

@@ -246,18 +246,12 @@ impl<S: TreeStore> AuthenticatedState<S> {
         version: Version,
         changes: &BTreeMap<StateKey, Vec<u8>>,
     ) -> Result<(Hash, TreeUpdate), AnchoringError> {
-        match self.latest {
-            Some(latest) if latest.checked_add(1) != Some(version) => {
-                return Err(AnchoringError::Storage(format!(
-                    "version {version} does not follow {latest}"
-                )));
-            }
-            None if version != 0 => {
-                return Err(AnchoringError::Storage(format!(
-                    "an empty state starts at version 0, not {version}"
-                )));
-            }
-            _ => {}
+        let next = self.latest.map_or(Some(0), |latest| latest.checked_add(1));
+        if next != Some(version) {
+            return Err(AnchoringError::StateVersion {
+                version,
+                next: next.unwrap_or(u64::MAX),
+            });
         }
         let set = changes
             .iter()
@@ -641,86 +635,192 @@ pub(crate) mod tests {
             }
         }
 
-        /// Version after version, including versions without changes,
-        /// overwrites of existing keys and keys that split leaves deep in
-        /// the tree, the insert writes exactly what jmt's batch insert
-        /// writes, its nodes in key order: the same root, nodes, values and
-        /// stale nodes (jmt's, plus
-        /// the previous root, which it leaves out when a version changes
-        /// nothing). The root is also that of jmt's key-by-key insert, and
-        /// every key reads back through jmt with a proof against it.
+        /// The insert is jmt's (see [`writes_jmts_tree`]), on keys that
+        /// cluster and split leaves deep in the tree, and on keys spread
+        /// over every nibble.
         #[test]
-        fn the_insert_writes_jmts_tree(versions in clustered_versions(4, 40, 6)) {
-            let ours = MemoryTreeStore::default();
-            let theirs = MemoryTreeStore::default();
-            let single = MemoryTreeStore::default();
-            let mut latest = BTreeMap::new();
-            for (version, writes) in versions.into_iter().enumerate() {
-                let version = version as Version;
-                let set: BTreeMap<KeyHash, OwnedValue> = writes.into_iter().collect();
-                let (root, update) =
-                    insert(&ours, set.clone().into_iter().collect(), version).unwrap();
-                ours.write(&update).unwrap();
+        fn the_insert_writes_jmts_tree(versions in mixed_versions()) {
+            writes_jmts_tree(versions)?;
+        }
+    }
 
-                let tree = JellyfishMerkleTree::<_, StateHasher>::new(&theirs);
-                let (roots, batch) = if set.is_empty() {
-                    tree.put_value_sets([std::iter::empty()], version).unwrap()
-                } else {
-                    tree.batch_put_value_sets(vec![set.clone().into_iter().collect()], None, version)
-                        .unwrap()
-                };
-                theirs.write_node_batch(&batch.node_batch).unwrap();
-                prop_assert_eq!(root, roots[0].0);
-                prop_assert!(
-                    update.nodes.windows(2).all(|pair| pair[0].0 < pair[1].0),
-                    "nodes not in key order, or a node written twice"
-                );
-                let nodes: BTreeMap<NodeKey, TreeNode> = update.nodes.iter().cloned().collect();
-                let jmt_nodes: BTreeMap<NodeKey, TreeNode> = batch
-                    .node_batch
-                    .nodes()
-                    .iter()
-                    .map(|(k, n)| (k.clone(), TreeNode::from_jmt(n).unwrap()))
-                    .collect();
-                prop_assert_eq!(&nodes, &jmt_nodes);
-                for (key, node) in &update.nodes {
-                    prop_assert_eq!(&node.to_jmt().unwrap(), &batch.node_batch.nodes()[key]);
-                }
-                let values: Vec<((Version, KeyHash), Option<OwnedValue>)> = update
-                    .values
-                    .iter()
-                    .map(|(k, v)| ((version, *k), Some(v.clone())))
-                    .collect();
-                let jmt_values: Vec<_> = batch.node_batch.values().clone().into_iter().collect();
-                prop_assert_eq!(values, jmt_values);
-                let stale: std::collections::BTreeSet<NodeKey> =
-                    update.stale.iter().cloned().collect();
-                prop_assert_eq!(stale.len(), update.stale.len(), "a node made stale twice");
-                let mut jmt_stale: std::collections::BTreeSet<NodeKey> = batch
-                    .stale_node_index_batch
-                    .iter()
-                    .map(|index| index.node_key.clone())
-                    .collect();
-                if let Some(previous) = version.checked_sub(1) {
-                    jmt_stale.insert(NodeKey::new(previous, std::iter::empty().collect()));
-                }
-                prop_assert_eq!(stale, jmt_stale);
+    /// Version after version, including versions without changes,
+    /// overwrites of existing keys and keys that split leaves deep in
+    /// the tree, the insert writes exactly what jmt's batch insert
+    /// writes, its nodes in key order: the same root, nodes, values and
+    /// stale nodes (jmt's, plus
+    /// the previous root, which it leaves out when a version changes
+    /// nothing). The root is also that of jmt's key-by-key insert, and
+    /// every key reads back through jmt with a proof against it.
+    fn writes_jmts_tree(versions: Vec<Vec<(KeyHash, OwnedValue)>>) -> Result<(), TestCaseError> {
+        let ours = MemoryTreeStore::default();
+        let theirs = MemoryTreeStore::default();
+        let single = MemoryTreeStore::default();
+        let mut latest = BTreeMap::new();
+        for (version, writes) in versions.into_iter().enumerate() {
+            let version = version as Version;
+            let set: BTreeMap<KeyHash, OwnedValue> = writes.into_iter().collect();
+            let (root, update) = insert(&ours, set.clone().into_iter().collect(), version).unwrap();
+            ours.write(&update).unwrap();
 
-                let key_by_key = JellyfishMerkleTree::<_, StateHasher>::new(&single);
-                let (expected, one_by_one) = key_by_key
-                    .put_value_set(set.iter().map(|(k, v)| (*k, Some(v.clone()))), version)
-                    .unwrap();
-                single.write_node_batch(&one_by_one.node_batch).unwrap();
-                prop_assert_eq!(root, expected.0);
-                latest.extend(set);
-                let reader = JellyfishMerkleTree::<_, StateHasher>::new(&ours);
-                for (k, v) in &latest {
-                    let (found, proof) = reader.get_with_proof(*k, version).unwrap();
-                    prop_assert_eq!(found.as_ref(), Some(v));
-                    prop_assert!(proof.verify(jmt::RootHash(root), *k, Some(v)).is_ok());
-                }
+            let tree = JellyfishMerkleTree::<_, StateHasher>::new(&theirs);
+            let (roots, batch) = if set.is_empty() {
+                tree.put_value_sets([std::iter::empty()], version).unwrap()
+            } else {
+                tree.batch_put_value_sets(vec![set.clone().into_iter().collect()], None, version)
+                    .unwrap()
+            };
+            theirs.write_node_batch(&batch.node_batch).unwrap();
+            prop_assert_eq!(root, roots[0].0);
+            prop_assert!(
+                update.nodes.windows(2).all(|pair| pair[0].0 < pair[1].0),
+                "nodes not in key order, or a node written twice"
+            );
+            let nodes: BTreeMap<NodeKey, TreeNode> = update.nodes.iter().cloned().collect();
+            let jmt_nodes: BTreeMap<NodeKey, TreeNode> = batch
+                .node_batch
+                .nodes()
+                .iter()
+                .map(|(k, n)| (k.clone(), TreeNode::from_jmt(n).unwrap()))
+                .collect();
+            prop_assert_eq!(&nodes, &jmt_nodes);
+            for (key, node) in &update.nodes {
+                prop_assert_eq!(&node.to_jmt().unwrap(), &batch.node_batch.nodes()[key]);
+            }
+            let values: Vec<((Version, KeyHash), Option<OwnedValue>)> = update
+                .values
+                .iter()
+                .map(|(k, v)| ((version, *k), Some(v.clone())))
+                .collect();
+            let jmt_values: Vec<_> = batch.node_batch.values().clone().into_iter().collect();
+            prop_assert_eq!(values, jmt_values);
+            let stale: std::collections::BTreeSet<NodeKey> = update.stale.iter().cloned().collect();
+            prop_assert_eq!(stale.len(), update.stale.len(), "a node made stale twice");
+            let mut jmt_stale: std::collections::BTreeSet<NodeKey> = batch
+                .stale_node_index_batch
+                .iter()
+                .map(|index| index.node_key.clone())
+                .collect();
+            if let Some(previous) = version.checked_sub(1) {
+                jmt_stale.insert(NodeKey::new(previous, std::iter::empty().collect()));
+            }
+            prop_assert_eq!(stale, jmt_stale);
+
+            let key_by_key = JellyfishMerkleTree::<_, StateHasher>::new(&single);
+            let (expected, one_by_one) = key_by_key
+                .put_value_set(set.iter().map(|(k, v)| (*k, Some(v.clone()))), version)
+                .unwrap();
+            single.write_node_batch(&one_by_one.node_batch).unwrap();
+            prop_assert_eq!(root, expected.0);
+            latest.extend(set);
+            let reader = JellyfishMerkleTree::<_, StateHasher>::new(&ours);
+            for (k, v) in &latest {
+                let (found, proof) = reader.get_with_proof(*k, version).unwrap();
+                prop_assert_eq!(found.as_ref(), Some(v));
+                prop_assert!(proof.verify(jmt::RootHash(root), *k, Some(v)).is_ok());
             }
         }
+        Ok(())
+    }
+
+    /// Versions of [`clustered_versions`]' keys and of keys drawn from
+    /// all 256 bits, mixed: the first share long prefixes, the others
+    /// branch at every level and fill the root's sixteen slots.
+    fn mixed_versions() -> impl Strategy<Value = Vec<Vec<(KeyHash, OwnedValue)>>> {
+        let clustered = (0u8..4, 0u16..64, any::<u8>())
+            .prop_map(|(prefix, tail, v)| (key_hash(prefix, tail), vec![v, prefix]));
+        let spread = (any::<[u8; 32]>(), any::<u8>()).prop_map(|(k, v)| (KeyHash(k), vec![v]));
+        let write = prop_oneof![clustered, spread];
+        proptest::collection::vec(proptest::collection::vec(write, 0..40), 1..6)
+    }
+
+    /// The shapes a random run may miss, each against jmt: an empty
+    /// version 0, a root that is a single leaf (overwritten, joined by a
+    /// key, copied by an empty version), keys that differ only in their
+    /// last nibble, and keys landing on either side of an existing leaf's
+    /// slot.
+    #[test]
+    fn rare_shapes_write_jmts_tree() {
+        let key = |bytes: &[(usize, u8)]| {
+            let mut k = [0x55u8; 32];
+            for &(i, b) in bytes {
+                k[i] = b;
+            }
+            KeyHash(k)
+        };
+        let a = key(&[]);
+        let last_nibble = key(&[(31, 0x56)]);
+        let below = key(&[(0, 0x15)]);
+        let above = key(&[(0, 0x95)]);
+        let beside = key(&[(1, 0x05)]);
+        let cases: Vec<Vec<Vec<(KeyHash, OwnedValue)>>> = vec![
+            vec![vec![], vec![(a, vec![1])]],
+            vec![vec![(a, vec![1])], vec![(a, vec![2])]],
+            vec![vec![(a, vec![1])], vec![(below, vec![2])]],
+            vec![vec![(a, vec![1])], vec![], vec![(above, vec![2])]],
+            vec![
+                vec![(a, vec![1])],
+                vec![(last_nibble, vec![2])],
+                vec![(a, vec![3])],
+            ],
+            vec![
+                vec![(a, vec![1]), (above, vec![1])],
+                vec![(beside, vec![2]), (below, vec![2])],
+                vec![(key(&[(1, 0x65)]), vec![3])],
+            ],
+        ];
+        for versions in cases {
+            writes_jmts_tree(versions.clone()).unwrap_or_else(|e| panic!("{versions:?}: {e}"));
+        }
+    }
+
+    /// Leaf counts read from storage that an insert would carry past a
+    /// u64 are a storage error, not a wrapped count or a panic.
+    #[test]
+    fn leaf_counts_that_overflow_are_refused() {
+        let key = |first: u8| {
+            let mut k = [0x33u8; 32];
+            k[0] = first;
+            k
+        };
+        let leaf = TreeNode::Leaf {
+            key_hash: key(0x10),
+            value_hash: [9; 32],
+        };
+        let mut root = InternalNode::default();
+        let huge = Child {
+            hash: [1; 32],
+            version: 0,
+            leaf_count: u64::MAX - 1,
+        };
+        root.set(0, huge, false);
+        let lone = Child {
+            hash: leaf.hash(),
+            version: 0,
+            leaf_count: 1,
+        };
+        root.set(1, lone, true);
+        assert_eq!(root.leaf_count().unwrap(), u64::MAX);
+        let store = MemoryTreeStore::default();
+        let path = |nibbles: &[u8]| nibbles.iter().map(|&n| n.into()).collect();
+        let update = TreeUpdate {
+            version: 0,
+            nodes: vec![
+                (
+                    NodeKey::new(0, path(&[])),
+                    TreeNode::Internal(Box::new(root)),
+                ),
+                (NodeKey::new(0, path(&[1])), leaf),
+            ],
+            ..TreeUpdate::default()
+        };
+        store.write(&update).unwrap();
+        let beside = (KeyHash(key(0x1f)), vec![1]);
+        let refused = insert(&store, vec![beside], 1);
+        assert!(
+            matches!(&refused, Err(AnchoringError::Storage(m)) if m.contains("overflow")),
+            "{refused:?}"
+        );
     }
 
     /// A version that does not follow the latest is refused, and so is a
@@ -740,9 +840,13 @@ pub(crate) mod tests {
         assert!(matches!(twice, Err(AnchoringError::Storage(m)) if m.contains("twice")));
         let mut state = AuthenticatedState::new(store, Some(0));
         let skipped = state.commit(2, &BTreeMap::new());
-        assert!(
-            matches!(skipped, Err(AnchoringError::Storage(m)) if m.contains("does not follow"))
-        );
+        assert!(matches!(
+            skipped,
+            Err(AnchoringError::StateVersion {
+                version: 2,
+                next: 1
+            })
+        ));
         assert_eq!(state.store().read().nodes.len(), before);
         assert_eq!(state.latest(), Some(0));
     }

@@ -17,6 +17,8 @@ use borsh::BorshDeserialize;
 use jmt::storage::{LeafNode, NibblePath, Node, NodeKey};
 use jmt::{KeyHash, OwnedValue, SimpleHasher, Version};
 
+use cairn_genesis::Hash;
+
 use crate::AnchoringError;
 use crate::state::{StateHasher, internal_hash, leaf_hash};
 
@@ -145,9 +147,16 @@ impl InternalNode {
         (self.present, self.leaves)
     }
 
-    /// Leaves below the node.
-    pub fn leaf_count(&self) -> u64 {
-        self.children().map(|(_, child, _)| child.leaf_count).sum()
+    /// Leaves below the node: an error if its children's counts (read
+    /// from storage, or grown by an insert) do not add up within a u64.
+    pub fn leaf_count(&self) -> Result<u64, AnchoringError> {
+        self.children()
+            .try_fold(0u64, |total, (_, child, _)| {
+                total.checked_add(child.leaf_count)
+            })
+            .ok_or_else(|| {
+                AnchoringError::Storage("a state tree node's leaf counts overflow".into())
+            })
     }
 
     /// Bits of the `width` slots from `start`: present, leaves.
@@ -264,7 +273,7 @@ impl TreeNode {
             }
         }
         out.extend_from_slice(&u64::from(internal.present.count_ones()).to_le_bytes());
-        out.extend_from_slice(&internal.leaf_count().to_le_bytes());
+        out.extend_from_slice(&internal.leaf_count()?.to_le_bytes());
         Node::try_from_slice(&out).map_err(|e| corrupt_jmt(e.to_string()))
     }
 
@@ -405,9 +414,9 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
 
     /// Puts `node` in its place, and returns it as its parent lists it:
     /// the child, and whether a leaf.
-    fn fill(&mut self, place: usize, node: TreeNode) -> (Child, bool) {
+    fn fill(&mut self, place: usize, node: TreeNode) -> Result<(Child, bool), AnchoringError> {
         let (leaf_count, leaf) = match &node {
-            TreeNode::Internal(internal) => (internal.leaf_count(), false),
+            TreeNode::Internal(internal) => (internal.leaf_count()?, false),
             _ => (1, true),
         };
         let child = Child {
@@ -416,7 +425,7 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
             leaf_count,
         };
         self.nodes[place].1 = node;
-        (child, leaf)
+        Ok((child, leaf))
     }
 
     /// `depth`, if a key hash has a nibble there.
@@ -439,14 +448,14 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
                 key_hash: *key_hash,
                 value_hash: *value_hash,
             };
-            return Ok(self.fill(place, leaf));
+            return self.fill(place, leaf);
         }
         let mut node = Box::<InternalNode>::default();
         for (n, group) in by_nibble(kvs, self.nibble_index(depth)?) {
             let (child, leaf) = self.subtree(group, depth + 1)?;
             node.set(n, child, leaf);
         }
-        Ok(self.fill(place, TreeNode::Internal(node)))
+        self.fill(place, TreeNode::Internal(node))
     }
 
     /// The subtree at depth `depth` where the leaf `existing` stood, with
@@ -462,8 +471,17 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
         {
             return self.subtree(kvs, depth);
         }
+        // The leaf stood at the path of `kvs`' first `depth` nibbles; a
+        // leaf whose key is not under that path is not where it belongs.
+        let path_key = kvs[0].0;
+        if (0..depth).any(|i| nibble(&existing.0, i) != nibble(&path_key, i)) {
+            return Err(AnchoringError::Storage(format!(
+                "the state tree leaf of {} at depth {depth} is off its path",
+                Hash(existing.0)
+            )));
+        }
         let existing_slot = nibble(&existing.0, self.nibble_index(depth)?);
-        let place = self.reserve(&existing.0, depth);
+        let place = self.reserve(&path_key, depth);
         let mut node = Box::<InternalNode>::default();
         // Where no key of `kvs` goes beside it, the existing leaf moves
         // down a level as it was (jmt writes it again at the new path and
@@ -487,7 +505,7 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
             let (child, leaf) = self.subtree(&[existing], depth + 1)?;
             node.set(existing_slot, child, leaf);
         }
-        Ok(self.fill(place, TreeNode::Internal(node)))
+        self.fill(place, TreeNode::Internal(node))
     }
 
     /// The internal node `node` at depth `depth`, on the path of `kvs`
@@ -528,7 +546,7 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
             };
             node.set(n, child, leaf);
         }
-        Ok(self.fill(place, TreeNode::Internal(node)))
+        self.fill(place, TreeNode::Internal(node))
     }
 }
 

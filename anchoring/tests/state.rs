@@ -135,16 +135,26 @@ fn a_proof_does_not_verify_a_different_value_key_or_root() {
 fn versions_only_move_forward() {
     let mut ledger = Ledger::new();
     ledger.block(vec![]);
-    assert!(matches!(
-        ledger.state.commit(1, &Default::default()),
-        Err(AnchoringError::Storage(_))
-    ));
+    let latest = ledger.state.latest().unwrap();
+    // Neither the latest version again nor one that skips a version.
+    for version in [latest, latest + 2] {
+        let refused = ledger.state.commit(version, &Default::default());
+        assert!(
+            matches!(refused, Err(AnchoringError::StateVersion { version: v, next })
+                if v == version && next == latest + 1),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(ledger.state.latest(), Some(latest));
     // An empty state's first version is 0.
     let mut empty = AuthenticatedState::new(MemoryTreeStore::default(), None);
     let changes = [(StateKey::Issuer("x".into()), vec![1])].into();
     assert!(matches!(
         empty.commit(1, &changes),
-        Err(AnchoringError::Storage(_))
+        Err(AnchoringError::StateVersion {
+            version: 1,
+            next: 0
+        })
     ));
     assert!(empty.commit(0, &changes).is_ok());
 }

@@ -269,6 +269,7 @@ impl Config {
         })?;
         // A bound of zero would not limit anything, it would stop the node
         // quietly: no block would take a transaction, no pool would admit one.
+        // (A tree cache of zero would only slow it: refused as a mistake too.)
         let bounds = [
             (
                 "network.max_connections",
@@ -421,7 +422,10 @@ mod tests {
 
     #[test]
     fn the_tree_cache_is_bounded_and_in_bytes() {
-        assert_eq!(Config::default().storage.tree_cache_bytes(), 256 << 20);
+        assert_eq!(
+            Config::default().storage.tree_cache_bytes(),
+            crate::store::DEFAULT_TREE_CACHE_BYTES
+        );
         let small = Config::parse("[storage]\ntree_cache_mib = 8\n", Path::new("c.toml")).unwrap();
         assert_eq!(small.storage.tree_cache_bytes(), 8 << 20);
         let largest = format!("[storage]\ntree_cache_mib = {MAX_TREE_CACHE_MIB}\n");

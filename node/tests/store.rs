@@ -99,6 +99,28 @@ fn blocks_and_state_commit_together_and_survive_a_reopen() {
             committed: 3
         })
     ));
+    // So is the next block with a state version of another height.
+    let other_version = cairn_anchoring::TreeUpdate {
+        version: 7,
+        ..nodes.clone()
+    };
+    assert!(matches!(
+        store.commit_block(
+            &Block {
+                header: header(4, root),
+                transactions: vec![]
+            },
+            &certificate(4),
+            &other_version
+        ),
+        Err(NodeError::Anchoring(
+            cairn_anchoring::AnchoringError::StateVersion {
+                version: 7,
+                next: 4
+            }
+        ))
+    ));
+    assert_eq!(store.committed_height().unwrap(), 3);
     drop(state);
     drop(store);
 

@@ -42,7 +42,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use cairn_anchoring::{Block, STATE_KEY_LAYOUT, TreeUpdate};
+use cairn_anchoring::{AnchoringError, Block, STATE_KEY_LAYOUT, TreeUpdate};
 use cairn_consensus::{CommitCertificate, Evidence};
 use cairn_genesis::Hash;
 use rocksdb::{
@@ -380,6 +380,12 @@ impl Store {
         let committed = self.committed_height()?;
         if height != committed + 1 {
             return Err(NodeError::OutOfOrder { height, committed });
+        }
+        if tree.version != height {
+            return Err(NodeError::Anchoring(AnchoringError::StateVersion {
+                version: tree.version,
+                next: height,
+            }));
         }
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(BLOCKS)?, height.to_be_bytes(), encode(block));

@@ -366,6 +366,35 @@ mod tests {
         assert_eq!(reader.get(&keys[1], 3).unwrap(), None);
     }
 
+    /// A version's nodes come from the insert in the order of their keys
+    /// here, so that a commit appends them to the memtable in order.
+    #[test]
+    fn a_versions_nodes_come_in_the_order_of_their_keys() {
+        use cairn_anchoring::{AuthenticatedState, MemoryTreeStore, StateKey};
+        let mut state = AuthenticatedState::new(MemoryTreeStore::default(), None);
+        let mut checked = 0;
+        for version in 0..4u64 {
+            let changes: std::collections::BTreeMap<StateKey, Vec<u8>> = (0..300)
+                .map(|i| {
+                    (
+                        StateKey::Issuer(format!("{}", i * 7 + version * 3)),
+                        vec![1],
+                    )
+                })
+                .collect();
+            let (_, update) = state.prepare(version, &changes).unwrap();
+            let keys: Vec<Vec<u8>> = update.nodes.iter().map(|(k, _)| node_key(k)).collect();
+            assert!(keys.len() > 300, "{} nodes", keys.len());
+            for pair in keys.windows(2) {
+                assert!(pair[0] < pair[1], "{:?} before {:?}", pair[0], pair[1]);
+                checked += 1;
+            }
+            state.store().write(&update).unwrap();
+            state.mark_written(version);
+        }
+        assert!(checked > 1_200);
+    }
+
     /// Every (version, path) has its own key, and keys sort by version
     /// first: a later block's nodes after all of an earlier block's.
     #[test]
