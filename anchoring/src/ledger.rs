@@ -18,7 +18,7 @@ use crate::{AnchoringError, Commitment};
 
 /// Read access to the state as of the previous block, and to the
 /// transactions its chain has applied (the replay rule of
-/// [`crate::transaction`]).
+/// [`SignedTransaction`]s: one applies at most once).
 pub trait StateView {
     /// The encoded value under `key`, if any.
     fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError>;

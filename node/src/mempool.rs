@@ -282,7 +282,7 @@ pub type AdmissionResult = Result<(SignedTransaction, Hash, Admission), NodeErro
 /// one verdict per transaction, in order. The checks are [`admit`]'s, but
 /// the signatures of the transactions that reach that step are verified in
 /// batches, and the ledger's rules read one view of the committed state per
-/// slice of about [`WRITES_PER_CHECK`] commitments.
+/// slice of about 2 000 commitments (`WRITES_PER_CHECK`).
 pub fn admit_batch(
     chain: &RwLock<Chain>,
     pool: &Mutex<Mempool>,
