@@ -793,13 +793,20 @@ pub(crate) mod tests {
             version: 0,
             leaf_count: u64::MAX - 1,
         };
-        root.set(0, huge, false);
+        root.set(0, huge, false).unwrap();
         let lone = Child {
             hash: leaf.hash(),
             version: 0,
             leaf_count: 1,
         };
-        root.set(1, lone, true);
+        root.set(1, lone, true).unwrap();
+        // Sixteen slots: a seventeenth is refused, not folded onto another.
+        assert!(matches!(
+            root.set(16, lone, true),
+            Err(AnchoringError::Storage(_))
+        ));
+        assert!(root.child(16).is_none());
+        assert_eq!(root.bitmaps(), (0b11, 0b10));
         assert_eq!(root.leaf_count().unwrap(), u64::MAX);
         let store = MemoryTreeStore::default();
         let path = |nibbles: &[u8]| nibbles.iter().map(|&n| n.into()).collect();
@@ -819,6 +826,49 @@ pub(crate) mod tests {
         let refused = insert(&store, vec![beside], 1);
         assert!(
             matches!(&refused, Err(AnchoringError::Storage(m)) if m.contains("overflow")),
+            "{refused:?}"
+        );
+    }
+
+    /// A leaf read from storage whose key is not under its own path (its
+    /// parent lists it in slot 1, its key starts with nibble 2) is a
+    /// storage error, not moved to where the insert would put it.
+    #[test]
+    fn a_leaf_off_its_path_is_refused() {
+        let key = |first: u8| {
+            let mut k = [0x44u8; 32];
+            k[0] = first;
+            k
+        };
+        let leaf = TreeNode::Leaf {
+            key_hash: key(0x20),
+            value_hash: [9; 32],
+        };
+        let listed = Child {
+            hash: leaf.hash(),
+            version: 0,
+            leaf_count: 1,
+        };
+        let mut root = InternalNode::default();
+        root.set(1, listed, true).unwrap();
+        root.set(3, listed, true).unwrap();
+        let path = |nibbles: &[u8]| nibbles.iter().map(|&n| n.into()).collect();
+        let store = MemoryTreeStore::default();
+        let update = TreeUpdate {
+            version: 0,
+            nodes: vec![
+                (
+                    NodeKey::new(0, path(&[])),
+                    TreeNode::Internal(Box::new(root)),
+                ),
+                (NodeKey::new(0, path(&[1])), leaf),
+            ],
+            ..TreeUpdate::default()
+        };
+        store.write(&update).unwrap();
+        let refused = insert(&store, vec![(KeyHash(key(0x1f)), vec![1])], 1);
+        assert!(
+            matches!(&refused, Err(AnchoringError::Storage(m)) if m.contains("not the child its parent lists")),
             "{refused:?}"
         );
     }

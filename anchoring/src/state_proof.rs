@@ -21,7 +21,7 @@ use jmt::storage::{NibblePath, NodeKey};
 use jmt::{KeyHash, OwnedValue, SimpleHasher, Version};
 
 use crate::state::{StateHasher, internal_hash, leaf_hash};
-use crate::state_tree::{PLACEHOLDER, TreeNode, TreeStore};
+use crate::state_tree::{PLACEHOLDER, TreeNode, TreeStore, nibble};
 use crate::{AnchoringError, StateKey};
 /// Deepest path in a tree of 256-bit key hashes.
 const MAX_DEPTH: usize = 256;
@@ -89,15 +89,9 @@ fn common_prefix_bits(a: &[u8; 32], b: &[u8; 32]) -> usize {
         .unwrap_or(MAX_DEPTH)
 }
 
-/// Nibble `index` of a key hash, high half of byte 0 first (jmt's order);
-/// `None` past the last.
+/// Nibble `index` of a key hash ([`nibble`]); `None` past the last.
 fn nibble_at(key_hash: &[u8; 32], index: usize) -> Option<u8> {
-    let byte = key_hash.get(index / 2)?;
-    Some(if index.is_multiple_of(2) {
-        byte >> 4
-    } else {
-        byte & 0x0f
-    })
+    (index < MAX_DEPTH / 4).then(|| nibble(key_hash, index))
 }
 
 fn invalid(reason: impl Into<String>) -> AnchoringError {

@@ -17,8 +17,6 @@ use borsh::BorshDeserialize;
 use jmt::storage::{LeafNode, NibblePath, Node, NodeKey};
 use jmt::{KeyHash, OwnedValue, SimpleHasher, Version};
 
-use cairn_genesis::Hash;
-
 use crate::AnchoringError;
 use crate::state::{StateHasher, internal_hash, leaf_hash};
 
@@ -114,27 +112,35 @@ fn key_path(key_hash: &[u8; 32], depth: usize) -> NibblePath {
 }
 
 impl InternalNode {
-    /// The child in slot `nibble`, and whether it is a leaf.
+    /// The child in slot `nibble`, and whether it is a leaf; `None` for
+    /// an empty slot, and past slot 15.
     pub fn child(&self, nibble: u8) -> Option<(&Child, bool)> {
-        let bit = 1u16 << (nibble & 0x0f);
-        (self.present & bit != 0)
-            .then(|| (&self.slots[usize::from(nibble & 0x0f)], self.is_leaf(bit)))
+        let slot = self.slots.get(usize::from(nibble))?;
+        let bit = 1u16 << nibble;
+        (self.present & bit != 0).then(|| (slot, self.is_leaf(bit)))
     }
 
     fn is_leaf(&self, bit: u16) -> bool {
         self.leaves & bit != 0
     }
 
-    /// Puts `child` in slot `nibble`, a leaf or an internal node.
-    pub fn set(&mut self, nibble: u8, child: Child, leaf: bool) {
-        let bit = 1u16 << (nibble & 0x0f);
+    /// Puts `child` in slot `nibble`, a leaf or an internal node; there
+    /// are sixteen slots, 0 to 15.
+    pub fn set(&mut self, nibble: u8, child: Child, leaf: bool) -> Result<(), AnchoringError> {
+        let Some(slot) = self.slots.get_mut(usize::from(nibble)) else {
+            return Err(AnchoringError::Storage(format!(
+                "slot {nibble} of a state tree node, which has 16"
+            )));
+        };
+        *slot = child;
+        let bit = 1u16 << nibble;
         self.present |= bit;
         if leaf {
             self.leaves |= bit;
         } else {
             self.leaves &= !bit;
         }
-        self.slots[usize::from(nibble & 0x0f)] = child;
+        Ok(())
     }
 
     /// The children in nibble order: slot, child, whether it is a leaf.
@@ -300,7 +306,7 @@ impl TreeNode {
                         version: child.version,
                         leaf_count: child.leaf_count() as u64,
                     };
-                    internal.set(u8::from(slot), child_of, child.is_leaf());
+                    internal.set(u8::from(slot), child_of, child.is_leaf())?;
                 }
                 TreeNode::Internal(Box::new(internal))
             }
@@ -453,7 +459,7 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
         let mut node = Box::<InternalNode>::default();
         for (n, group) in by_nibble(kvs, self.nibble_index(depth)?) {
             let (child, leaf) = self.subtree(group, depth + 1)?;
-            node.set(n, child, leaf);
+            node.set(n, child, leaf)?;
         }
         self.fill(place, TreeNode::Internal(node))
     }
@@ -471,17 +477,8 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
         {
             return self.subtree(kvs, depth);
         }
-        // The leaf stood at the path of `kvs`' first `depth` nibbles; a
-        // leaf whose key is not under that path is not where it belongs.
-        let path_key = kvs[0].0;
-        if (0..depth).any(|i| nibble(&existing.0, i) != nibble(&path_key, i)) {
-            return Err(AnchoringError::Storage(format!(
-                "the state tree leaf of {} at depth {depth} is off its path",
-                Hash(existing.0)
-            )));
-        }
         let existing_slot = nibble(&existing.0, self.nibble_index(depth)?);
-        let place = self.reserve(&path_key, depth);
+        let place = self.reserve(&kvs[0].0, depth);
         let mut node = Box::<InternalNode>::default();
         // Where no key of `kvs` goes beside it, the existing leaf moves
         // down a level as it was (jmt writes it again at the new path and
@@ -490,7 +487,7 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
         for (n, group) in by_nibble(kvs, depth) {
             if !existing_done && n > existing_slot {
                 let (child, leaf) = self.subtree(&[existing], depth + 1)?;
-                node.set(existing_slot, child, leaf);
+                node.set(existing_slot, child, leaf)?;
                 existing_done = true;
             }
             let (child, leaf) = if n == existing_slot {
@@ -499,11 +496,11 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
             } else {
                 self.subtree(group, depth + 1)?
             };
-            node.set(n, child, leaf);
+            node.set(n, child, leaf)?;
         }
         if !existing_done {
             let (child, leaf) = self.subtree(&[existing], depth + 1)?;
-            node.set(existing_slot, child, leaf);
+            node.set(existing_slot, child, leaf)?;
         }
         self.fill(place, TreeNode::Internal(node))
     }
@@ -523,28 +520,36 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
                 Some((old, old_is_leaf)) => {
                     let old_key = NodeKey::new(old.version, key_path(&group[0].0, depth + 1));
                     let found = self.store.node(&old_key)?;
-                    self.stale.push(old_key.clone());
-                    match (found, old_is_leaf) {
-                        (Some(TreeNode::Internal(below)), false) => {
-                            self.through_internal(below, group, depth + 1)?
-                        }
+                    let below = match (found, old_is_leaf) {
+                        (Some(TreeNode::Internal(below)), false) => Ok(below),
+                        // A leaf stands at a prefix of its own key: one
+                        // whose key is not under its path is misplaced.
                         (
                             Some(TreeNode::Leaf {
                                 key_hash,
                                 value_hash,
                             }),
                             true,
-                        ) => self.beside_leaf((key_hash, value_hash), group, depth + 1)?,
+                        ) if (0..=depth)
+                            .all(|i| nibble(&key_hash, i) == nibble(&group[0].0, i)) =>
+                        {
+                            Err((key_hash, value_hash))
+                        }
                         (found, _) => {
                             return Err(AnchoringError::Storage(format!(
                                 "the state tree node {old_key:?} is {found:?}, \
                                  not the child its parent lists"
                             )));
                         }
+                    };
+                    self.stale.push(old_key);
+                    match below {
+                        Ok(internal) => self.through_internal(internal, group, depth + 1)?,
+                        Err(leaf) => self.beside_leaf(leaf, group, depth + 1)?,
                     }
                 }
             };
-            node.set(n, child, leaf);
+            node.set(n, child, leaf)?;
         }
         self.fill(place, TreeNode::Internal(node))
     }

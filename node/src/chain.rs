@@ -142,15 +142,12 @@ impl Committed<'_> {
     /// `key`'s value at the chain's height, through this view's reader.
     fn read(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
         let chain = self.chain;
-        let storage = |e: NodeError| AnchoringError::Storage(e.to_string());
         let mut values = self.values.borrow_mut();
         let reader = match &mut *values {
             Some(reader) => reader,
-            none => none.insert(ValueReader::new(&chain.store).map_err(storage)?),
+            none => none.insert(ValueReader::new(&chain.store)?),
         };
-        reader
-            .get(&KeyHash(key.hash().0), chain.height)
-            .map_err(storage)
+        Ok(reader.get(&KeyHash(key.hash().0), chain.height)?)
     }
 }
 
@@ -169,12 +166,7 @@ impl StateView for Committed<'_> {
     /// committed blocks (a block holds only those it applied), written in
     /// the same batch as each block and its height: those of this view.
     fn applied(&self, tx: &Hash) -> Result<bool, AnchoringError> {
-        let location = self
-            .chain
-            .store
-            .transaction_location(tx)
-            .map_err(|e| AnchoringError::Storage(e.to_string()))?;
-        Ok(location.is_some())
+        Ok(self.chain.store.transaction_location(tx)?.is_some())
     }
 }
 

@@ -252,7 +252,7 @@ impl Default for StorageSection {
         StorageSection {
             prune_state: true,
             keep_state_versions: 100,
-            tree_cache_mib: 256,
+            tree_cache_mib: (crate::store::DEFAULT_TREE_CACHE_BYTES >> 20) as u64,
         }
     }
 }

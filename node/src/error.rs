@@ -110,6 +110,17 @@ impl From<rocksdb::Error> for NodeError {
     }
 }
 
+/// A node failure met while the ledger reads the state: the ledger's own
+/// error as it was, anything else a storage failure (never a refusal).
+impl From<NodeError> for cairn_anchoring::AnchoringError {
+    fn from(e: NodeError) -> Self {
+        match e {
+            NodeError::Anchoring(inner) => inner,
+            other => cairn_anchoring::AnchoringError::Storage(other.to_string()),
+        }
+    }
+}
+
 impl NodeError {
     pub(crate) fn io(path: &std::path::Path, e: &std::io::Error) -> Self {
         NodeError::Io {

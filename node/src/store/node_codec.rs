@@ -151,7 +151,7 @@ fn decode_compact(bytes: &[u8]) -> Result<InternalNode, NodeError> {
             version,
             leaf_count,
         };
-        node.set(nibble, child, leaf);
+        node.set(nibble, child, leaf)?;
     }
     input.end()?;
     Ok(node)
