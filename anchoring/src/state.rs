@@ -774,6 +774,26 @@ pub(crate) mod tests {
         }
     }
 
+    /// A store holding version 0 as written by hand: `root`, and `leaf` in
+    /// its slot 1.
+    fn root_and_leaf_in_slot_1(root: InternalNode, leaf: TreeNode) -> MemoryTreeStore {
+        let path = |nibbles: &[u8]| nibbles.iter().map(|&n| n.into()).collect();
+        let store = MemoryTreeStore::default();
+        let update = TreeUpdate {
+            version: 0,
+            nodes: vec![
+                (
+                    NodeKey::new(0, path(&[])),
+                    TreeNode::Internal(Box::new(root)),
+                ),
+                (NodeKey::new(0, path(&[1])), leaf),
+            ],
+            ..TreeUpdate::default()
+        };
+        store.write(&update).unwrap();
+        store
+    }
+
     /// Leaf counts read from storage that an insert would carry past a
     /// u64 are a storage error, not a wrapped count or a panic.
     #[test]
@@ -808,20 +828,7 @@ pub(crate) mod tests {
         assert!(root.child(16).is_none());
         assert_eq!(root.bitmaps(), (0b11, 0b10));
         assert_eq!(root.leaf_count().unwrap(), u64::MAX);
-        let store = MemoryTreeStore::default();
-        let path = |nibbles: &[u8]| nibbles.iter().map(|&n| n.into()).collect();
-        let update = TreeUpdate {
-            version: 0,
-            nodes: vec![
-                (
-                    NodeKey::new(0, path(&[])),
-                    TreeNode::Internal(Box::new(root)),
-                ),
-                (NodeKey::new(0, path(&[1])), leaf),
-            ],
-            ..TreeUpdate::default()
-        };
-        store.write(&update).unwrap();
+        let store = root_and_leaf_in_slot_1(root, leaf);
         let beside = (KeyHash(key(0x1f)), vec![1]);
         let refused = insert(&store, vec![beside], 1);
         assert!(
@@ -852,20 +859,7 @@ pub(crate) mod tests {
         let mut root = InternalNode::default();
         root.set(1, listed, true).unwrap();
         root.set(3, listed, true).unwrap();
-        let path = |nibbles: &[u8]| nibbles.iter().map(|&n| n.into()).collect();
-        let store = MemoryTreeStore::default();
-        let update = TreeUpdate {
-            version: 0,
-            nodes: vec![
-                (
-                    NodeKey::new(0, path(&[])),
-                    TreeNode::Internal(Box::new(root)),
-                ),
-                (NodeKey::new(0, path(&[1])), leaf),
-            ],
-            ..TreeUpdate::default()
-        };
-        store.write(&update).unwrap();
+        let store = root_and_leaf_in_slot_1(root, leaf);
         let refused = insert(&store, vec![(KeyHash(key(0x1f)), vec![1])], 1);
         assert!(
             matches!(&refused, Err(AnchoringError::Storage(m)) if m.contains("not the child its parent lists")),
