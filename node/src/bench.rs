@@ -338,7 +338,8 @@ pub struct GrowthRow {
     pub build_ms: f64,
     /// Mean milliseconds to re-execute it (every other validator's check).
     pub execute_ms: f64,
-    /// Mean milliseconds to commit it (one synced RocksDB batch).
+    /// Mean milliseconds to commit it (the block's synced RocksDB batch and
+    /// its state's unlogged one).
     pub commit_ms: f64,
     /// Mean internal state-tree nodes a block writes.
     pub internal_nodes: f64,

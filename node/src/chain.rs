@@ -26,6 +26,7 @@ use jmt::KeyHash;
 use crate::NodeError;
 use crate::mempool::lock;
 use crate::store::{RocksTree, Store, ValueReader};
+use tracing::info;
 
 /// How far in the future of this node's clock a proposed block's time may be.
 pub const MAX_CLOCK_DRIFT_MS: u64 = 10_000;
@@ -80,6 +81,8 @@ pub struct Chain {
     /// Issuer and credential type entries at one height: admission checks
     /// each transaction alone, and every one reads its issuer and type.
     catalog: AtHeight<Option<Vec<u8>>>,
+    /// Blocks re-executed at open ([`Chain::replayed`]).
+    replayed: u64,
 }
 
 /// Catalog entries (issuers and credential types, which no transaction
@@ -164,9 +167,12 @@ impl StateView for Committed<'_> {
 
     /// The transaction index holds exactly the transactions of the
     /// committed blocks (a block holds only those it applied), written in
-    /// the same batch as each block and its height: those of this view.
+    /// the same batch as each block and its height. Those of this view are
+    /// those up to its height: while blocks are replayed at open, the
+    /// index also holds the blocks above it.
     fn applied(&self, tx: &Hash) -> Result<bool, AnchoringError> {
-        Ok(self.chain.store.transaction_location(tx)?.is_some())
+        let location = self.chain.store.transaction_location(tx)?;
+        Ok(location.is_some_and(|(height, _)| height <= self.chain.height))
     }
 }
 
@@ -185,8 +191,17 @@ impl Chain {
                 state.commit(0, &genesis_state(&genesis))?;
             }
         }
-        let state = AuthenticatedState::new(store.tree(), Some(height));
-        let last_header = match height {
+        // A crash can leave the state tree behind the committed blocks
+        // (its writes skip RocksDB's log), never ahead of them.
+        let version = store.state_version();
+        if version > height {
+            return Err(NodeError::Corrupt {
+                what: "state tree",
+                reason: format!("version {version} is above the committed height {height}"),
+            });
+        }
+        let state = AuthenticatedState::new(store.tree(), Some(version));
+        let last_header = match version {
             0 => None,
             h => Some(
                 store
@@ -200,15 +215,15 @@ impl Chain {
         };
         if let Some(header) = &last_header {
             // The tree the folder holds is the one its blocks were built on.
-            let root = state.root(height).map_err(|e| NodeError::Corrupt {
+            let root = state.root(version).map_err(|e| NodeError::Corrupt {
                 what: "state tree",
-                reason: format!("no state root at committed height {height}: {e}"),
+                reason: format!("no state root at version {version}: {e}"),
             })?;
             if root != header.state_root {
                 return Err(NodeError::Corrupt {
                     what: "state tree",
                     reason: format!(
-                        "the state root at height {height} is {root}, the block's header says {}",
+                        "the state root at height {version} is {root}, the block's header says {}",
                         header.state_root
                     ),
                 });
@@ -220,12 +235,14 @@ impl Chain {
             set,
             store,
             state,
-            height,
+            height: version,
             last_header,
             last_certificate: None,
             catalog_proofs: AtHeight::new(),
             catalog: AtHeight::new(),
+            replayed: 0,
         };
+        chain.replay(height)?;
         if height > 0 {
             let certificate = chain.store.certificate(height)?.ok_or(NodeError::Corrupt {
                 what: "commit certificate",
@@ -234,6 +251,49 @@ impl Chain {
             chain.last_certificate = Some(chain.compact(&certificate)?);
         }
         Ok(chain)
+    }
+
+    /// Brings the state tree up to the committed height `to`: re-executes
+    /// each committed block above it, checks its state root and writes its
+    /// version ([`Store::write_state`]).
+    fn replay(&mut self, to: u64) -> Result<(), NodeError> {
+        let from = self.height + 1;
+        for height in from..=to {
+            let block = self.store.block(height)?.ok_or(NodeError::Corrupt {
+                what: "block",
+                reason: format!(
+                    "committed block {height}, needed to bring the state tree from version {} to {to}, is missing",
+                    from - 1
+                ),
+            })?;
+            let executed = self.execute(&block, &|_| false, None)?.map_err(
+                |InvalidBlock(reason)| NodeError::Corrupt {
+                    what: "block",
+                    reason: format!(
+                        "committed block {height} does not re-execute on the stored state: {reason}"
+                    ),
+                },
+            )?;
+            self.store.write_state(&executed.nodes)?;
+            self.state.mark_written(height);
+            self.height = height;
+            self.last_header = Some(block.header);
+        }
+        self.replayed = (to + 1).saturating_sub(from);
+        if from <= to {
+            info!(
+                from,
+                to, "replayed the committed blocks above the stored state tree"
+            );
+        }
+        Ok(())
+    }
+
+    /// Committed blocks re-executed when the chain opened, to bring the
+    /// state tree up to the committed height (0 unless a crash left it
+    /// behind).
+    pub fn replayed(&self) -> u64 {
+        self.replayed
     }
 
     /// The chain's genesis hash.
@@ -472,7 +532,7 @@ impl Chain {
         Ok(self.state.prepare(height, &outcome.changes)?)
     }
 
-    /// Commits an executed block with its certificate: one synced write.
+    /// Commits an executed block with its certificate ([`Store::commit_block`]).
     pub fn commit(
         &mut self,
         executed: &Executed,
@@ -687,6 +747,158 @@ mod tests {
                 }
                 Ok(_) => panic!("a block replaying a committed transaction was accepted"),
             }
+        }
+    }
+
+    /// A chain of `blocks` blocks of a few anchors each, built in its own
+    /// folder: each block's execution and certificate.
+    fn built_blocks(
+        setup: &GrowthChain,
+        dir: &std::path::Path,
+        blocks: u64,
+    ) -> Vec<(Executed, CommitCertificate)> {
+        let store = Store::open(dir, setup.genesis.hash()).unwrap();
+        let mut chain = Chain::open(store, setup.genesis.clone()).unwrap();
+        (1..=blocks)
+            .map(|height| {
+                let txs = vec![
+                    setup.anchor(2 * height, height, 3),
+                    setup.anchor(2 * height + 1, height, 2),
+                ];
+                let (executed, refused) = chain
+                    .build(txs, Timestamp::now(), setup.proposer())
+                    .unwrap();
+                assert!(refused.is_empty(), "{refused:?}");
+                let certificate = setup.certify(&executed.block.header);
+                chain.commit(&executed, &certificate).unwrap();
+                (executed, certificate)
+            })
+            .collect()
+    }
+
+    /// The state tree is written without RocksDB's log, after the block:
+    /// a crash between the two writes (here, the second never made)
+    /// leaves blocks above the tree, which the next open re-executes, the
+    /// replay rule reading only the index entries below each; until then
+    /// no block commits and no state is written out of turn.
+    #[test]
+    fn blocks_above_the_state_tree_are_replayed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = GrowthChain::new(dir.path(), 4).unwrap();
+        let blocks = built_blocks(&setup, &dir.path().join("reference"), 7);
+        let path = dir.path().join("data");
+        let open = || {
+            let store = Store::open(&path, setup.genesis.hash()).unwrap();
+            Chain::open(store, setup.genesis.clone())
+        };
+        let mut chain = open().unwrap();
+        for (executed, certificate) in &blocks[..3] {
+            chain.commit(executed, certificate).unwrap();
+        }
+        for (executed, certificate) in &blocks[3..6] {
+            chain
+                .store()
+                .record_block(&executed.block, certificate)
+                .unwrap();
+        }
+        let store = chain.store().clone();
+        assert_eq!(
+            (store.committed_height().unwrap(), store.state_version()),
+            (6, 3)
+        );
+        let (seventh, certificate) = &blocks[6];
+        assert!(matches!(
+            store.commit_block(&seventh.block, certificate, &seventh.nodes),
+            Err(NodeError::Anchoring(AnchoringError::StateVersion {
+                version: 7,
+                next: 4
+            }))
+        ));
+        assert!(matches!(
+            store.write_state(&seventh.nodes),
+            Err(NodeError::Anchoring(AnchoringError::StateVersion {
+                version: 7,
+                next: 4
+            }))
+        ));
+        assert_eq!(
+            (store.committed_height().unwrap(), store.state_version()),
+            (6, 3)
+        );
+        drop((chain, store));
+
+        let mut chain = open().unwrap();
+        assert_eq!(chain.replayed(), 3);
+        assert_eq!((chain.height(), chain.store().state_version()), (6, 6));
+        assert_eq!(
+            chain.last_header().unwrap().state_root,
+            blocks[5].0.block.header.state_root
+        );
+        let root = chain.state.root(6).unwrap();
+        assert_eq!(root, blocks[5].0.block.header.state_root);
+        // A replayed block's transaction is refused when it comes again.
+        let again = &blocks[4].0.block.transactions[0];
+        assert_eq!(
+            chain
+                .check_transactions(&[again], Timestamp::now())
+                .unwrap(),
+            vec![Err(AnchoringError::Replay { tx: again.id() })]
+        );
+        // The state is not written ahead of its block.
+        assert!(matches!(
+            chain.store().write_state(&seventh.nodes),
+            Err(NodeError::StateAhead {
+                version: 7,
+                committed: 6
+            })
+        ));
+        let executed = chain
+            .execute(&seventh.block, &|_| false, None)
+            .unwrap()
+            .unwrap();
+        chain.commit(&executed, certificate).unwrap();
+        assert_eq!(
+            chain.state.root(7).unwrap(),
+            seventh.block.header.state_root
+        );
+        drop(chain);
+        assert_eq!(
+            open().unwrap().replayed(),
+            0,
+            "a clean close keeps the tree"
+        );
+    }
+
+    /// A folder whose tree is behind its blocks, and a block it needs to
+    /// replay missing, is refused by name.
+    #[test]
+    fn a_missing_block_to_replay_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = GrowthChain::new(dir.path(), 4).unwrap();
+        let blocks = built_blocks(&setup, &dir.path().join("reference"), 3);
+        let path = dir.path().join("data");
+        let store = Store::open(&path, setup.genesis.hash()).unwrap();
+        let mut chain = Chain::open(store.clone(), setup.genesis.clone()).unwrap();
+        chain.commit(&blocks[0].0, &blocks[0].1).unwrap();
+        for (executed, certificate) in &blocks[1..] {
+            store.record_block(&executed.block, certificate).unwrap();
+        }
+        store
+            .db()
+            .delete_cf(store.cf(crate::store::BLOCKS).unwrap(), 2u64.to_be_bytes())
+            .unwrap();
+        drop((chain, store));
+        let store = Store::open(&path, setup.genesis.hash()).unwrap();
+        match Chain::open(store, setup.genesis.clone()) {
+            Err(NodeError::Corrupt {
+                what: "block",
+                reason,
+            }) => assert_eq!(
+                reason,
+                "committed block 2, needed to bring the state tree from version 1 to 3, is missing"
+            ),
+            Err(e) => panic!("another error: {e}"),
+            Ok(_) => panic!("a folder missing a block to replay was opened"),
         }
     }
 }

@@ -8,9 +8,10 @@
 //! input and every message it signs and syncs the log before `handle`
 //! returns, so effects are carried out only after they are durable; a
 //! proposed block is kept in the store before its proposal is fed, so a
-//! restarted node still has the values its log names; the decided block,
-//! its state and the new height are committed in one synced write before
-//! the engine starts the next height (which resets the log).
+//! restarted node still has the values its log names; the decided block
+//! and the new height are committed in one synced write, and its state
+//! after it (replayed from the blocks at the next start if a crash loses
+//! it), before the engine starts the next height (which resets the log).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -63,6 +63,15 @@ pub enum NodeError {
         /// The committed height.
         committed: u64,
     },
+    /// A state tree version for a block not committed yet: a block's state
+    /// is written after the block.
+    #[error("state version {version} is above the committed height {committed}")]
+    StateAhead {
+        /// The version.
+        version: u64,
+        /// The committed height.
+        committed: u64,
+    },
     /// A commit certificate that does not prove what it is used for.
     #[error("invalid commit certificate: {0}")]
     InvalidCertificate(String),

@@ -28,6 +28,9 @@ pub struct Metrics {
     pub synced_blocks: AtomicU64,
     /// The oldest state version kept.
     pub oldest_state_version: AtomicU64,
+    /// Committed blocks re-executed at start to bring the state tree up
+    /// to the committed height (after a crash).
+    pub replayed_blocks: AtomicU64,
 }
 
 fn get(a: &AtomicU64) -> u64 {
@@ -54,7 +57,7 @@ impl Metrics {
     pub fn render(&self, mempool_txs: usize, mempool_bytes: usize) -> String {
         let height = get(&self.height);
         let lag = get(&self.peer_height).saturating_sub(height);
-        let rows: [(&str, &str, &str, u64); 13] = [
+        let rows: [(&str, &str, &str, u64); 14] = [
             ("cairn_height", "gauge", "Committed block height.", height),
             (
                 "cairn_round",
@@ -122,6 +125,12 @@ impl Metrics {
                 "gauge",
                 "Oldest state tree version kept; older ones are pruned.",
                 get(&self.oldest_state_version),
+            ),
+            (
+                "cairn_state_replayed_blocks",
+                "gauge",
+                "Committed blocks re-executed at start to bring the state tree up to the committed height (after a crash).",
+                get(&self.replayed_blocks),
             ),
         ];
         let mut out = String::new();

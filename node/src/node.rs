@@ -228,6 +228,7 @@ pub async fn run(
             &shared.metrics.oldest_state_version,
             chain.store().oldest_state_version(),
         );
+        crate::metrics::set(&shared.metrics.replayed_blocks, chain.replayed());
     }
 
     let (driver, first) = Driver::start(shared.clone(), signer, wal, idle)?;
@@ -288,6 +289,11 @@ pub async fn run(
         _ => {}
     }
     drop(network);
+    // The state tree's writes since the last flush skip RocksDB's log:
+    // written out now, the next start has no blocks to replay.
+    if let Err(e) = shared.store.flush_state() {
+        warn!("writing out the state tree: {e}");
+    }
     info!("stopped");
     outcome
 }

@@ -322,6 +322,14 @@ fn a_batch_submission_answers_each_transaction_on_its_own() {
     assert!(metrics.contains("cairn_transactions_total 2"), "{metrics}");
 }
 
+/// The blocks node `i` re-executed at its last start (`state.replayed_at_start`).
+fn replayed_at_start(net: &TestNet, i: usize) -> u64 {
+    let status = net.status(i).unwrap();
+    status["state"]["replayed_at_start"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no state.replayed_at_start in {status}"))
+}
+
 #[test]
 fn restarted_validators_continue_without_conflicting_votes() {
     let mut net = TestNet::new(4, 0);
@@ -336,12 +344,18 @@ fn restarted_validators_continue_without_conflicting_votes() {
         net.start(victim);
         let h = net.height((victim + 1) % 4);
         net.wait_height(&[victim], h + 2, T);
+        // The blocks it committed since it started were not on disk in
+        // the state tree (whose writes skip RocksDB's log) when it was
+        // killed: it re-executed them.
+        assert!(replayed_at_start(&net, victim) > 0);
     }
     net.stop(1);
     let h = net.height(0);
     net.wait_height(&[0], h + 2, T);
     net.start(1);
     wait_for("node 1's API", T, || net.status(1));
+    // A clean stop writes the state tree out: nothing to replay.
+    assert_eq!(replayed_at_start(&net, 1), 0);
     let (tx, _) = net.anchor(2);
     assert_eq!(net.submit(1, &tx).0, 202);
     for i in 0..4 {

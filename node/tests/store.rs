@@ -56,7 +56,7 @@ fn another_chains_data_folder_is_refused() {
 }
 
 #[test]
-fn blocks_and_state_commit_together_and_survive_a_reopen() {
+fn blocks_and_state_commit_and_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), CHAIN).unwrap();
     let mut state = AuthenticatedState::new(store.tree(), None);

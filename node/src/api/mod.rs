@@ -201,6 +201,7 @@ async fn status(State(s): State<Arc<Shared>>) -> ApiResult {
     let state = json!({
         "layout": cairn_anchoring::STATE_KEY_LAYOUT,
         "oldest_version": chain.store().oldest_state_version(),
+        "replayed_at_start": chain.replayed(),
         "kept_versions": match chain.store().kept_state_versions() {
             0 => Value::Null,
             n => json!(n),

@@ -3,7 +3,7 @@
 //!
 //! | column family | key | value |
 //! |---|---|---|
-//! | `meta` | name | the genesis hash, the committed height, the state key layout, the oldest complete state version |
+//! | `meta` | name | the genesis hash, the committed height, the state key layout, the oldest complete state version, the state tree's version |
 //! | `blocks` | height (8 bytes, big-endian) | `Block` (borsh) |
 //! | `certificates` | height | `CommitCertificate` |
 //! | `tree_nodes` | version (big-endian) ‖ path length ‖ path nibbles, two to a byte | a `TreeNode` (jmt's node): internal nodes compact (`node_codec`), leaves and the null node in jmt's borsh |
@@ -15,11 +15,16 @@
 //! | `issuer_events` | issuer id ‖ 0 ‖ height ‖ index | transaction id |
 //! | `proposals` | height ‖ block hash | `Block` proposed at a height not yet committed |
 //!
-//! A decided block, its certificate, the state tree's new nodes and values,
-//! its index entries and the new committed height go in one synced write
-//! batch ([`Store::commit_block`]): after a crash the node holds all of it
-//! or none of it, and application state never runs ahead of the committed
-//! height.
+//! A decided block, its certificate, its index entries and the new
+//! committed height go in one synced write batch; the state tree's new
+//! nodes and values, its stale list, the pruning and the tree's version
+//! marker then go in a second batch, without RocksDB's log
+//! ([`Store::commit_block`]). The families flush together (RocksDB's
+//! atomic flush), so after a crash the node holds every finalized block,
+//! and a state tree at some version at or below the committed height,
+//! whole; [`crate::chain::Chain::open`] re-executes the blocks above it. A
+//! version is flushed at least every 1 024 blocks, and at a
+//! clean stop.
 //!
 //! Old state versions are pruned as blocks commit
 //! ([`Store::keep_state_versions`]): the write that commits height `h` also
@@ -39,15 +44,15 @@ mod wal;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_anchoring::{AnchoringError, Block, STATE_KEY_LAYOUT, TreeUpdate};
 use cairn_consensus::{CommitCertificate, Evidence};
 use cairn_genesis::Hash;
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DataBlockIndexType, Env, Options,
-    SliceTransform, WriteBatch, WriteOptions,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DataBlockIndexType, Env, FlushOptions,
+    Options, SliceTransform, WriteBatch, WriteOptions,
 };
 
 use crate::NodeError;
@@ -85,6 +90,10 @@ const GENESIS_KEY: &[u8] = b"genesis";
 const HEIGHT_KEY: &[u8] = b"committed_height";
 const LAYOUT_KEY: &[u8] = b"state_key_layout";
 const PRUNED_KEY: &[u8] = b"state_pruned_through";
+/// The state tree's version: written with each version, without the log
+/// (folders written before it existed hold the tree at the committed
+/// height).
+const STATE_VERSION_KEY: &[u8] = b"state_version";
 
 /// RocksDB's write-ahead log files kept at most, in bytes, about forty
 /// full blocks' writes (see [`Store::open`]).
@@ -94,6 +103,11 @@ const MAX_TOTAL_LOG_BYTES: u64 = 256 << 20;
 /// pruning is turned on, or the window shrunk) drains a few versions a
 /// block instead of stalling one commit.
 const PRUNE_VERSIONS_PER_COMMIT: u64 = 8;
+
+/// Every this many versions, the state tree's writes are flushed to disk
+/// (in the background), so that a crash leaves at most about this many
+/// blocks to replay however slowly the memtables fill.
+const FLUSH_STATE_EVERY: u64 = 1_024;
 
 /// The state tree's node cache of [`Store::open`]: `storage.tree_cache_mib`'s
 /// default.
@@ -110,6 +124,11 @@ pub struct Store {
     /// The oldest state version kept whole, as the meta family records
     /// it: read at open, then set by each commit that prunes.
     oldest_state_version: Arc<AtomicU64>,
+    /// The state tree's version on disk or in the memtables
+    /// ([`Store::state_version`]).
+    state_version: Arc<AtomicU64>,
+    /// Whether an unlogged write may not have been flushed yet.
+    unflushed: Arc<AtomicBool>,
 }
 
 fn issuer_event_key(issuer: &str, height: u64, index: u32) -> Vec<u8> {
@@ -124,6 +143,14 @@ fn issuer_event_key(issuer: &str, height: u64, index: u32) -> Vec<u8> {
 pub(crate) fn synced() -> WriteOptions {
     let mut options = WriteOptions::default();
     options.set_sync(true);
+    options
+}
+
+/// A write that skips RocksDB's log: durable only once its memtable
+/// flushes.
+fn unlogged() -> WriteOptions {
+    let mut options = WriteOptions::default();
+    options.disable_wal(true);
     options
 }
 
@@ -214,11 +241,16 @@ impl Store {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
+        // The state tree's writes skip the log (`Store::write_state`), so
+        // its families must reach disk together, and with the version
+        // marker in `meta`: every flush takes every family's memtable, in
+        // one atomic step.
+        options.set_atomic_flush(true);
         // The log is kept until every family's memtable that it holds has
         // flushed; families written a little each block (blocks,
         // certificates, indexes) fill theirs slowly and would pin gigabytes
         // of log on disk, all replayed at the next start. Past this size,
-        // RocksDB flushes the families that hold the oldest log file.
+        // RocksDB flushes.
         options.set_max_total_wal_size(MAX_TOTAL_LOG_BYTES);
         // Flushes and compactions yield the CPU to consensus and the API:
         // their work can wait seconds, a vote or a query should not.
@@ -235,11 +267,18 @@ impl Store {
             top_nodes: Arc::new(TopNodes::new()),
             keep_state_versions: 0,
             oldest_state_version: Arc::new(AtomicU64::new(0)),
+            state_version: Arc::new(AtomicU64::new(0)),
+            unflushed: Arc::new(AtomicBool::new(false)),
         };
         let oldest = store.read_u64(PRUNED_KEY, "oldest state version")?;
         store
             .oldest_state_version
             .store(oldest.unwrap_or(0), Ordering::Relaxed);
+        let committed = store.read_u64(HEIGHT_KEY, "committed height")?;
+        let version = store.read_u64(STATE_VERSION_KEY, "state version")?;
+        store
+            .state_version
+            .store(version.or(committed).unwrap_or(0), Ordering::Relaxed);
         match store.get(META, GENESIS_KEY)? {
             Some(bytes) => {
                 let found: Hash = decode("genesis hash", &bytes)?;
@@ -365,11 +404,17 @@ impl Store {
         RocksTree::new(self.clone())
     }
 
-    /// Commits a decided block atomically with its certificate, the state
-    /// tree's new version (`tree`), the transaction index and the new
-    /// height, in one synced write, which also prunes the versions that
-    /// fell out of [`Store::keep_state_versions`]. The block must be the
-    /// next height.
+    /// Commits a decided block with its certificate, the state tree's new
+    /// version (`tree`), the transaction index and the new height. Two
+    /// writes: first the block, its certificate, its index entries and the
+    /// height, synced through RocksDB's log, so that a finalized block is
+    /// never lost; then the tree's version ([`Store::write_state`]), without
+    /// the log. After a crash the tree may be behind the blocks, never
+    /// ahead of them, and [`crate::chain::Chain::open`] re-executes the blocks
+    /// above it. The block must be the next height, and the tree caught up
+    /// with the committed height. An error from the second write leaves
+    /// the block committed and the tree behind it: the node must stop and
+    /// replay at its next start.
     pub fn commit_block(
         &self,
         block: &Block,
@@ -377,16 +422,36 @@ impl Store {
         tree: &TreeUpdate,
     ) -> Result<(), NodeError> {
         let height = block.header.height;
+        self.check_next(height)?;
+        let next = self.state_version() + 1;
+        if tree.version != height || next != height {
+            return Err(NodeError::Anchoring(AnchoringError::StateVersion {
+                version: tree.version,
+                next,
+            }));
+        }
+        self.record_block(block, certificate)?;
+        self.write_state(tree)
+    }
+
+    /// Refuses a block that is not the next height.
+    fn check_next(&self, height: u64) -> Result<(), NodeError> {
         let committed = self.committed_height()?;
         if height != committed + 1 {
             return Err(NodeError::OutOfOrder { height, committed });
         }
-        if tree.version != height {
-            return Err(NodeError::Anchoring(AnchoringError::StateVersion {
-                version: tree.version,
-                next: height,
-            }));
-        }
+        Ok(())
+    }
+
+    /// The first of [`Store::commit_block`]'s writes: the block, its
+    /// certificate, its index entries and the new height, synced.
+    pub(crate) fn record_block(
+        &self,
+        block: &Block,
+        certificate: &CommitCertificate,
+    ) -> Result<(), NodeError> {
+        let height = block.header.height;
+        self.check_next(height)?;
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(BLOCKS)?, height.to_be_bytes(), encode(block));
         batch.put_cf(
@@ -404,6 +469,50 @@ impl Store {
                 id.0,
             );
         }
+        // Proposals of this height are settled.
+        batch.delete_range_cf(
+            self.cf(PROPOSALS)?,
+            height.to_be_bytes(),
+            (height + 1).to_be_bytes(),
+        );
+        batch.put_cf(self.cf(META)?, HEIGHT_KEY, height.to_be_bytes());
+        self.db.write_opt(batch, &synced())?;
+        Ok(())
+    }
+
+    /// The state tree's version as this folder holds it: the committed
+    /// height, or below it after a crash until the blocks above it are
+    /// replayed ([`Store::write_state`]).
+    pub fn state_version(&self) -> u64 {
+        self.state_version.load(Ordering::Relaxed)
+    }
+
+    /// Writes the state tree's version of a committed block: its nodes and
+    /// values, its list of stale nodes, the pruning of the versions that
+    /// fell out of [`Store::keep_state_versions`] and the tree's version
+    /// marker, in one write without RocksDB's log (the families flush
+    /// together, so after a crash they hold the same versions). Used by
+    /// [`Store::commit_block`], and at open to replay the blocks a crash
+    /// left above the tree. The version must be the tree's next, at most
+    /// the committed height.
+    pub fn write_state(&self, tree: &TreeUpdate) -> Result<(), NodeError> {
+        let next = self.state_version() + 1;
+        let committed = self.committed_height()?;
+        if tree.version != next {
+            return Err(NodeError::Anchoring(AnchoringError::StateVersion {
+                version: tree.version,
+                next,
+            }));
+        }
+        if tree.version > committed {
+            return Err(NodeError::StateAhead {
+                version: tree.version,
+                committed,
+            });
+        }
+        let height = tree.version;
+        // The stale list, and as many pruned keys, about 20 bytes each.
+        let mut batch = tree::batch_for(tree, tree.stale.len() * 48);
         tree::add_to_batch(self, &mut batch, tree)?;
         let pruned = self.prune(&mut batch, height, &tree.stale)?;
         if pruned != Some(height) {
@@ -413,18 +522,49 @@ impl Store {
                 tree::encode_stale(&tree.stale),
             );
         }
-        // Proposals of this height are settled.
-        batch.delete_range_cf(
-            self.cf(PROPOSALS)?,
-            height.to_be_bytes(),
-            (height + 1).to_be_bytes(),
-        );
-        batch.put_cf(self.cf(META)?, HEIGHT_KEY, height.to_be_bytes());
-        self.db.write_opt(batch, &synced())?;
+        batch.put_cf(self.cf(META)?, STATE_VERSION_KEY, height.to_be_bytes());
+        self.db.write_opt(batch, &unlogged())?;
+        self.unflushed.store(true, Ordering::Relaxed);
         self.top_nodes.written(tree);
+        self.state_version.store(height, Ordering::Relaxed);
         if let Some(oldest) = pruned {
             self.oldest_state_version.store(oldest, Ordering::Relaxed);
         }
+        if height.is_multiple_of(FLUSH_STATE_EVERY) {
+            // Bounds what a crash leaves to replay when the memtables fill
+            // slowly (small blocks): RocksDB flushes in the background.
+            let mut flush = FlushOptions::default();
+            flush.set_wait(false);
+            self.db.flush_opt(&flush)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the state tree's unlogged writes to disk, if there are any
+    /// since the last time: after it, a crash leaves no block to replay.
+    pub fn flush_state(&self) -> Result<(), NodeError> {
+        if self.unflushed.swap(false, Ordering::Relaxed) {
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes a version of the state tree alone, through the log and
+    /// synced: the genesis state, before any block. The unlogged writes
+    /// before it, if any, are flushed first, so that it never reaches
+    /// disk without them.
+    pub(crate) fn write_state_alone(&self, tree: &TreeUpdate) -> Result<(), NodeError> {
+        self.flush_state()?;
+        let mut batch = tree::batch_for(tree, 64);
+        tree::add_to_batch(self, &mut batch, tree)?;
+        batch.put_cf(
+            self.cf(META)?,
+            STATE_VERSION_KEY,
+            tree.version.to_be_bytes(),
+        );
+        self.db.write_opt(batch, &synced())?;
+        self.top_nodes.written(tree);
+        self.state_version.store(tree.version, Ordering::Relaxed);
         Ok(())
     }
 
