@@ -44,7 +44,43 @@ pub const MAX_STRIKES: u32 = 10;
 pub const BAN: Duration = Duration::from_secs(60);
 /// Most blocks in one sync response.
 pub const MAX_SYNC_BLOCKS: u32 = 256;
-const REDIAL_EVERY: Duration = Duration::from_secs(2);
+/// How often the peers to dial are looked over.
+const DIAL_TICK: Duration = Duration::from_millis(250);
+/// The wait before the first redial of a peer that did not answer, doubled
+/// at each failure up to [`REDIAL_AT_MOST`]: validators started together
+/// find each other within a fraction of a second, one that stays down is
+/// tried every two seconds.
+const REDIAL_FIRST: Duration = Duration::from_millis(250);
+const REDIAL_AT_MOST: Duration = Duration::from_secs(2);
+
+/// When a peer that is not connected is dialed next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Redial {
+    /// The earliest time of the next dial.
+    at: Instant,
+    /// The wait after that dial.
+    wait: Duration,
+}
+
+impl Redial {
+    /// A peer never dialed (or connected since): dialed at once.
+    fn new(now: Instant) -> Redial {
+        Redial {
+            at: now,
+            wait: REDIAL_FIRST,
+        }
+    }
+
+    fn due(&self, now: Instant) -> bool {
+        self.at <= now
+    }
+
+    /// Records a dial made at `now`: the next waits longer.
+    fn dialed(&mut self, now: Instant) {
+        self.at = now + self.wait;
+        self.wait = (self.wait * 2).min(REDIAL_AT_MOST);
+    }
+}
 
 /// A consensus message as gossiped: proposals travel with their block.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
@@ -353,6 +389,7 @@ pub async fn start(
         allowed,
         blocked: HashSet::new(),
         connected: HashMap::new(),
+        redials: HashMap::new(),
         strikes: HashMap::new(),
         banned: HashMap::new(),
         counter: rand::random(),
@@ -377,6 +414,8 @@ struct NetTask {
     allowed: HashSet<PeerId>,
     blocked: HashSet<PeerId>,
     connected: HashMap<PeerId, u32>,
+    /// When each peer of `dial` that is not connected is dialed next.
+    redials: HashMap<PeerId, Redial>,
     strikes: HashMap<PeerId, u32>,
     banned: HashMap<PeerId, Instant>,
     counter: u64,
@@ -385,7 +424,7 @@ struct NetTask {
 
 impl NetTask {
     async fn run(mut self, mut commands: mpsc::Receiver<NetCommand>) {
-        let mut redial = tokio::time::interval(REDIAL_EVERY);
+        let mut redial = tokio::time::interval(DIAL_TICK);
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -420,11 +459,14 @@ impl NetTask {
             }
         }
         for (peer, addr) in self.dial.clone() {
-            if !self.connected.contains_key(&peer)
+            let redial = self.redials.entry(peer).or_insert_with(|| Redial::new(now));
+            if redial.due(now)
+                && !self.connected.contains_key(&peer)
                 && !self.banned.contains_key(&peer)
                 && !self.blocked.contains(&peer)
                 && !self.swarm.is_connected(&peer)
             {
+                redial.dialed(now);
                 let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
                     .addresses(vec![addr])
                     .build();
@@ -537,6 +579,8 @@ impl NetTask {
         match event {
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
                 *self.connected.entry(peer_id).or_default() += 1;
+                // Dialed at once again if the connection is lost.
+                self.redials.remove(&peer_id);
                 tracing::debug!(peer = %peer_id, "connected");
                 let n = self.connected.len();
                 self.emit(NetEvent::Peers(n)).await?;
@@ -763,5 +807,28 @@ impl request_response::Codec for SyncCodec {
         T: AsyncWrite + Unpin + Send,
     {
         write_frame(io, &response).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that does not answer is dialed at once, then after 250 ms,
+    /// 500 ms, 1 s, and every 2 s from then on; connected again, it starts
+    /// over (the entry is dropped).
+    #[test]
+    fn redials_back_off_to_two_seconds() {
+        let start = Instant::now();
+        let mut redial = Redial::new(start);
+        let mut dials = Vec::new();
+        for ms in (0..=8_000).step_by(50) {
+            let now = start + Duration::from_millis(ms);
+            if redial.due(now) {
+                redial.dialed(now);
+                dials.push(ms);
+            }
+        }
+        assert_eq!(dials, [0, 250, 750, 1_750, 3_750, 5_750, 7_750]);
     }
 }

@@ -125,8 +125,37 @@ impl Bench {
             layout,
             sup,
         };
-        bench.wait_height(0, 2, Duration::from_secs(60))?;
+        // The load starts once every validator is connected to every
+        // other and has committed a block or two: the figures are of the
+        // network formed, not of its first seconds.
+        for i in 0..validators {
+            bench.wait_height(i, 2, Duration::from_secs(60))?;
+            bench.wait_peers(i, validators - 1, Duration::from_secs(60))?;
+        }
         Ok(bench)
+    }
+
+    fn wait_peers(&self, i: usize, peers: usize, timeout: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        let connected = || {
+            self.sup
+                .api(i)
+                .get("/v1/status")
+                .ok()
+                .and_then(|(_, status)| status["peers"].as_u64())
+                .unwrap_or(0)
+        };
+        while connected() < peers as u64 {
+            if start.elapsed() > timeout {
+                bail!(
+                    "node {i} has {} peers after {timeout:?}, not {peers}:\n{}",
+                    connected(),
+                    self.sup.log_tail(i, 20)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
     }
 
     fn height(&self, i: usize) -> u64 {
