@@ -281,6 +281,8 @@ impl Chain {
         }
         self.replayed = (to + 1).saturating_sub(from);
         if from <= to {
+            // On disk now: a crash soon after does not replay them again.
+            self.store.flush_state()?;
             info!(
                 from,
                 to, "replayed the committed blocks above the stored state tree"
@@ -829,6 +831,17 @@ mod tests {
 
         let mut chain = open().unwrap();
         assert_eq!(chain.replayed(), 3);
+        // The replayed versions went to disk at once, not left to the
+        // memtables for a second crash to lose.
+        let store = chain.store();
+        let in_memory = store
+            .db()
+            .property_int_value_cf(
+                store.cf(crate::store::TREE_NODES).unwrap(),
+                "rocksdb.num-entries-active-mem-table",
+            )
+            .unwrap();
+        assert_eq!(in_memory, Some(0));
         assert_eq!((chain.height(), chain.store().state_version()), (6, 6));
         assert_eq!(
             chain.last_header().unwrap().state_root,

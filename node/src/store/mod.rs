@@ -533,9 +533,7 @@ impl Store {
         if height.is_multiple_of(FLUSH_STATE_EVERY) {
             // Bounds what a crash leaves to replay when the memtables fill
             // slowly (small blocks): RocksDB flushes in the background.
-            let mut flush = FlushOptions::default();
-            flush.set_wait(false);
-            self.db.flush_opt(&flush)?;
+            self.flush(false)?;
         }
         Ok(())
     }
@@ -544,8 +542,21 @@ impl Store {
     /// since the last time: after it, a crash leaves no block to replay.
     pub fn flush_state(&self) -> Result<(), NodeError> {
         if self.unflushed.swap(false, Ordering::Relaxed) {
-            self.db.flush()?;
+            self.flush(true)?;
         }
+        Ok(())
+    }
+
+    /// Flushes every family's memtable in one atomic step, waiting for it
+    /// or not.
+    fn flush(&self, wait: bool) -> Result<(), NodeError> {
+        let families = FAMILIES
+            .iter()
+            .map(|name| self.cf(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut options = FlushOptions::default();
+        options.set_wait(wait);
+        self.db.flush_cfs_opt(&families, &options)?;
         Ok(())
     }
 
