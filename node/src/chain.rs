@@ -266,7 +266,9 @@ impl Chain {
                     from - 1
                 ),
             })?;
-            let executed = self.execute(&block, &|_| false, None)?.map_err(
+            // Its signatures were checked when it was first executed, and
+            // a quorum certified it; its state root is checked here.
+            let executed = self.execute(&block, &|_| true, None)?.map_err(
                 |InvalidBlock(reason)| NodeError::Corrupt {
                     what: "block",
                     reason: format!(
@@ -752,30 +754,51 @@ mod tests {
         }
     }
 
-    /// A chain of `blocks` blocks of a few anchors each, built in its own
-    /// folder: each block's execution and certificate.
-    fn built_blocks(
-        setup: &GrowthChain,
-        dir: &std::path::Path,
-        blocks: u64,
-    ) -> Vec<(Executed, CommitCertificate)> {
-        let store = Store::open(dir, setup.genesis.hash()).unwrap();
-        let mut chain = Chain::open(store, setup.genesis.clone()).unwrap();
-        (1..=blocks)
-            .map(|height| {
-                let txs = vec![
-                    setup.anchor(2 * height, height, 3),
-                    setup.anchor(2 * height + 1, height, 2),
-                ];
-                let (executed, refused) = chain
-                    .build(txs, Timestamp::now(), setup.proposer())
-                    .unwrap();
-                assert!(refused.is_empty(), "{refused:?}");
-                let certificate = setup.certify(&executed.block.header);
-                chain.commit(&executed, &certificate).unwrap();
-                (executed, certificate)
-            })
-            .collect()
+    /// A chain of blocks of a few anchors each, built in a folder of its
+    /// own (each block's execution and certificate), and an empty data
+    /// folder of the same chain to commit or record them in.
+    struct Built {
+        _dir: tempfile::TempDir,
+        setup: GrowthChain,
+        blocks: Vec<(Executed, CommitCertificate)>,
+        path: std::path::PathBuf,
+    }
+
+    impl Built {
+        fn new(blocks: u64) -> Built {
+            let dir = tempfile::tempdir().unwrap();
+            let setup = GrowthChain::new(dir.path(), 4).unwrap();
+            let store = Store::open(&dir.path().join("reference"), setup.genesis.hash()).unwrap();
+            let mut chain = Chain::open(store, setup.genesis.clone()).unwrap();
+            let blocks = (1..=blocks)
+                .map(|height| {
+                    let txs = vec![
+                        setup.anchor(2 * height, height, 3),
+                        setup.anchor(2 * height + 1, height, 2),
+                    ];
+                    let (executed, refused) = chain
+                        .build(txs, Timestamp::now(), setup.proposer())
+                        .unwrap();
+                    assert!(refused.is_empty(), "{refused:?}");
+                    let certificate = setup.certify(&executed.block.header);
+                    chain.commit(&executed, &certificate).unwrap();
+                    (executed, certificate)
+                })
+                .collect();
+            let path = dir.path().join("data");
+            Built {
+                _dir: dir,
+                setup,
+                blocks,
+                path,
+            }
+        }
+
+        /// The data folder's chain.
+        fn open(&self) -> Result<Chain, NodeError> {
+            let store = Store::open(&self.path, self.setup.genesis.hash())?;
+            Chain::open(store, self.setup.genesis.clone())
+        }
     }
 
     /// The state tree is written without RocksDB's log, after the block:
@@ -785,14 +808,8 @@ mod tests {
     /// no block commits and no state is written out of turn.
     #[test]
     fn blocks_above_the_state_tree_are_replayed_at_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let setup = GrowthChain::new(dir.path(), 4).unwrap();
-        let blocks = built_blocks(&setup, &dir.path().join("reference"), 7);
-        let path = dir.path().join("data");
-        let open = || {
-            let store = Store::open(&path, setup.genesis.hash()).unwrap();
-            Chain::open(store, setup.genesis.clone())
-        };
+        let built = Built::new(7);
+        let (blocks, open) = (&built.blocks, || built.open());
         let mut chain = open().unwrap();
         for (executed, certificate) in &blocks[..3] {
             chain.commit(executed, certificate).unwrap();
@@ -882,16 +899,49 @@ mod tests {
         );
     }
 
+    /// A folder from before the state's writes skipped the log records no
+    /// state version: its first open records its tree at the committed
+    /// height, so that the blocks a crash leaves above it are replayed.
+    #[test]
+    fn a_folder_without_a_state_version_gets_one_at_open() {
+        let built = Built::new(4);
+        let (blocks, open) = (&built.blocks, || built.open().unwrap());
+        let mut chain = open();
+        for (executed, certificate) in &blocks[..2] {
+            chain.commit(executed, certificate).unwrap();
+        }
+        let store = chain.store().clone();
+        let meta = store.cf(crate::store::META).unwrap();
+        store
+            .db()
+            .delete_cf(meta, crate::store::STATE_VERSION_KEY)
+            .unwrap();
+        drop((chain, store));
+        let chain = open();
+        assert_eq!((chain.replayed(), chain.store().state_version()), (0, 2));
+        for (executed, certificate) in &blocks[2..] {
+            chain
+                .store()
+                .record_block(&executed.block, certificate)
+                .unwrap();
+        }
+        drop(chain);
+        let chain = open();
+        assert_eq!((chain.replayed(), chain.height()), (2, 4));
+        assert_eq!(
+            chain.state.root(4).unwrap(),
+            blocks[3].0.block.header.state_root
+        );
+    }
+
     /// A folder whose tree is behind its blocks, and a block it needs to
     /// replay missing, is refused by name.
     #[test]
     fn a_missing_block_to_replay_is_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let setup = GrowthChain::new(dir.path(), 4).unwrap();
-        let blocks = built_blocks(&setup, &dir.path().join("reference"), 3);
-        let path = dir.path().join("data");
-        let store = Store::open(&path, setup.genesis.hash()).unwrap();
-        let mut chain = Chain::open(store.clone(), setup.genesis.clone()).unwrap();
+        let built = Built::new(3);
+        let blocks = &built.blocks;
+        let mut chain = built.open().unwrap();
+        let store = chain.store().clone();
         chain.commit(&blocks[0].0, &blocks[0].1).unwrap();
         for (executed, certificate) in &blocks[1..] {
             store.record_block(&executed.block, certificate).unwrap();
@@ -901,8 +951,7 @@ mod tests {
             .delete_cf(store.cf(crate::store::BLOCKS).unwrap(), 2u64.to_be_bytes())
             .unwrap();
         drop((chain, store));
-        let store = Store::open(&path, setup.genesis.hash()).unwrap();
-        match Chain::open(store, setup.genesis.clone()) {
+        match built.open() {
             Err(NodeError::Corrupt {
                 what: "block",
                 reason,

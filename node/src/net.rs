@@ -63,7 +63,7 @@ struct Redial {
 }
 
 impl Redial {
-    /// A peer never dialed (or connected since): dialed at once.
+    /// A peer never dialed (or whose connection lasted): dialed at once.
     fn new(now: Instant) -> Redial {
         Redial {
             at: now,
@@ -390,6 +390,7 @@ pub async fn start(
         blocked: HashSet::new(),
         connected: HashMap::new(),
         redials: HashMap::new(),
+        up_since: HashMap::new(),
         strikes: HashMap::new(),
         banned: HashMap::new(),
         counter: rand::random(),
@@ -416,6 +417,8 @@ struct NetTask {
     connected: HashMap<PeerId, u32>,
     /// When each peer of `dial` that is not connected is dialed next.
     redials: HashMap<PeerId, Redial>,
+    /// Since when each connected peer has been.
+    up_since: HashMap<PeerId, Instant>,
     strikes: HashMap<PeerId, u32>,
     banned: HashMap<PeerId, Instant>,
     counter: u64,
@@ -579,8 +582,7 @@ impl NetTask {
         match event {
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
                 *self.connected.entry(peer_id).or_default() += 1;
-                // Dialed at once again if the connection is lost.
-                self.redials.remove(&peer_id);
+                self.up_since.entry(peer_id).or_insert_with(Instant::now);
                 tracing::debug!(peer = %peer_id, "connected");
                 let n = self.connected.len();
                 self.emit(NetEvent::Peers(n)).await?;
@@ -592,6 +594,16 @@ impl NetTask {
             } => {
                 if num_established == 0 {
                     self.connected.remove(&peer_id);
+                    // A connection that lasted is dialed again at once; one
+                    // that a peer drops at once (a ban, a full peer) goes on
+                    // backing off.
+                    let lasted = self
+                        .up_since
+                        .remove(&peer_id)
+                        .is_some_and(|since| since.elapsed() >= REDIAL_AT_MOST);
+                    if lasted {
+                        self.redials.remove(&peer_id);
+                    }
                     tracing::debug!(peer = %peer_id, "disconnected");
                 }
                 let n = self.connected.len();
@@ -815,8 +827,8 @@ mod tests {
     use super::*;
 
     /// A peer that does not answer is dialed at once, then after 250 ms,
-    /// 500 ms, 1 s, and every 2 s from then on; connected again, it starts
-    /// over (the entry is dropped).
+    /// 500 ms, 1 s, and every 2 s from then on (after a connection that
+    /// lasted, it starts over: the entry is dropped).
     #[test]
     fn redials_back_off_to_two_seconds() {
         let start = Instant::now();

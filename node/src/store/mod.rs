@@ -92,8 +92,8 @@ const LAYOUT_KEY: &[u8] = b"state_key_layout";
 const PRUNED_KEY: &[u8] = b"state_pruned_through";
 /// The state tree's version: written with each version, without the log
 /// (folders written before it existed hold the tree at the committed
-/// height).
-const STATE_VERSION_KEY: &[u8] = b"state_version";
+/// height, and get it at their first open).
+pub(crate) const STATE_VERSION_KEY: &[u8] = b"state_version";
 
 /// RocksDB's write-ahead log files kept at most, in bytes, about forty
 /// full blocks' writes (see [`Store::open`]).
@@ -274,11 +274,6 @@ impl Store {
         store
             .oldest_state_version
             .store(oldest.unwrap_or(0), Ordering::Relaxed);
-        let committed = store.read_u64(HEIGHT_KEY, "committed height")?;
-        let version = store.read_u64(STATE_VERSION_KEY, "state version")?;
-        store
-            .state_version
-            .store(version.or(committed).unwrap_or(0), Ordering::Relaxed);
         match store.get(META, GENESIS_KEY)? {
             Some(bytes) => {
                 let found: Hash = decode("genesis hash", &bytes)?;
@@ -298,15 +293,40 @@ impl Store {
                         found: layout,
                     });
                 }
+                if store.get(META, STATE_VERSION_KEY)?.is_none() {
+                    // A folder from before the tree's writes skipped the
+                    // log holds the tree at its committed height. Recorded,
+                    // synced, before any unlogged write: without it a crash
+                    // would leave the blocks after it without a version to
+                    // replay them from.
+                    let committed = store.committed_height()?;
+                    store.db.put_cf_opt(
+                        store.cf(META)?,
+                        STATE_VERSION_KEY,
+                        committed.to_be_bytes(),
+                        &synced(),
+                    )?;
+                }
             }
             None => {
                 let mut batch = WriteBatch::default();
                 batch.put_cf(store.cf(META)?, GENESIS_KEY, encode(&genesis));
                 batch.put_cf(store.cf(META)?, HEIGHT_KEY, 0u64.to_be_bytes());
                 batch.put_cf(store.cf(META)?, LAYOUT_KEY, encode(&STATE_KEY_LAYOUT));
+                // No tree yet: `Chain::open` writes the genesis state as
+                // version 0 (`Store::write_state_alone`).
+                batch.put_cf(store.cf(META)?, STATE_VERSION_KEY, 0u64.to_be_bytes());
                 store.db.write_opt(batch, &synced())?;
             }
         }
+        let version =
+            store
+                .read_u64(STATE_VERSION_KEY, "state version")?
+                .ok_or(NodeError::Corrupt {
+                    what: "state version",
+                    reason: "missing".into(),
+                })?;
+        store.state_version.store(version, Ordering::Relaxed);
         Ok(store)
     }
 
@@ -530,10 +550,14 @@ impl Store {
         if let Some(oldest) = pruned {
             self.oldest_state_version.store(oldest, Ordering::Relaxed);
         }
-        if height.is_multiple_of(FLUSH_STATE_EVERY) {
+        if height.is_multiple_of(FLUSH_STATE_EVERY)
+            && let Err(e) = self.flush(false)
+        {
             // Bounds what a crash leaves to replay when the memtables fill
-            // slowly (small blocks): RocksDB flushes in the background.
-            self.flush(false)?;
+            // slowly (small blocks), in the background. The version is
+            // written: a flush refused now (writes stalled) only leaves
+            // more to replay, and the memtables flush when they fill.
+            tracing::warn!("asking RocksDB to flush the state: {e}");
         }
         Ok(())
     }

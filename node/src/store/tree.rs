@@ -79,7 +79,7 @@ const TOP_SLOTS: usize = ((1 << (4 * (TOP_DEPTH + 1))) - 1) / 15;
 /// most of a block's node reads. Nodes are immutable once written (a
 /// version and a path name one node forever), so a slot answers a read
 /// only for the exact version it holds, and is filled only after the
-/// batch that wrote its node is on disk; a read of any other version goes
+/// batch that wrote its node is applied to the database; a read of any other version goes
 /// to RocksDB.
 pub(crate) struct TopNodes {
     slots: RwLock<Vec<Option<(Version, TreeNode)>>>,
@@ -115,7 +115,7 @@ impl TopNodes {
         }
     }
 
-    /// Takes in the top-level nodes of a version now written to disk.
+    /// Takes in the top-level nodes of a version now written to the database.
     pub(crate) fn written(&self, update: &TreeUpdate) {
         let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
         for (key, node) in &update.nodes {
