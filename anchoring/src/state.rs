@@ -237,7 +237,7 @@ impl<S: TreeStore> AuthenticatedState<S> {
 
     /// Computes the root of `version` = the latest version plus `changes`,
     /// without writing anything: the caller stores the returned update
-    /// (with the block, in one write) and then calls
+    /// (after its block) and then calls
     /// [`AuthenticatedState::mark_written`].
     /// A proposer uses it to put the root in its header; a validator to
     /// re-execute a proposal it may never commit.
