@@ -434,6 +434,10 @@ pub fn growth(
             );
         }
         if due || anchored >= up_to {
+            // The state's writes since the last flush are only in memory
+            // (they skip RocksDB's log): written out first, so that the
+            // folder holds everything anchored.
+            chain.store().flush_state()?;
             let disk = folder_bytes(&dir.join("data")) as f64 / anchored as f64;
             rows.push(std::mem::take(&mut window).row(anchored, disk));
         }
