@@ -879,6 +879,41 @@ mod tests {
     /// every node only older versions used; the point it reached survives a
     /// restart; an archive folder that turns pruning on drains its backlog
     /// a few versions a block.
+    /// Entries in the state tree's active memtable: writes not yet
+    /// flushed (nor asked to be).
+    fn unflushed_tree_entries(store: &Store) -> u64 {
+        store
+            .db
+            .property_int_value_cf(
+                store.cf(TREE_NODES).unwrap(),
+                "rocksdb.num-entries-active-mem-table",
+            )
+            .unwrap()
+            .unwrap()
+    }
+
+    /// However slowly the memtables fill, the state is flushed every
+    /// `FLUSH_STATE_EVERY` versions, which bounds what a crash leaves to
+    /// replay.
+    #[test]
+    fn the_state_is_flushed_every_so_many_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), CHAIN).unwrap();
+        let mut history = History::start(&store);
+        history.extend(&store, FLUSH_STATE_EVERY - 1);
+        assert!(unflushed_tree_entries(&store) > 0);
+        history.extend(&store, FLUSH_STATE_EVERY);
+        // Asked for in the background: the memtable is switched soon.
+        let start = std::time::Instant::now();
+        while unflushed_tree_entries(&store) > 0 {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "no flush after version {FLUSH_STATE_EVERY}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     #[test]
     fn pruning_keeps_the_last_versions_whole_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
