@@ -774,6 +774,13 @@ pub(crate) mod tests {
         }
     }
 
+    /// A key hash of `first`, then `rest` in every other byte.
+    fn key_from(first: u8, rest: u8) -> [u8; 32] {
+        let mut k = [rest; 32];
+        k[0] = first;
+        k
+    }
+
     /// A store holding version 0 as written by hand: `root`, and `leaf` in
     /// its slot 1.
     fn root_and_leaf_in_slot_1(root: InternalNode, leaf: TreeNode) -> MemoryTreeStore {
@@ -798,11 +805,7 @@ pub(crate) mod tests {
     /// u64 are a storage error, not a wrapped count or a panic.
     #[test]
     fn leaf_counts_that_overflow_are_refused() {
-        let key = |first: u8| {
-            let mut k = [0x33u8; 32];
-            k[0] = first;
-            k
-        };
+        let key = |first| key_from(first, 0x33);
         let leaf = TreeNode::Leaf {
             key_hash: key(0x10),
             value_hash: [9; 32],
@@ -842,11 +845,7 @@ pub(crate) mod tests {
     /// storage error, not moved to where the insert would put it.
     #[test]
     fn a_leaf_off_its_path_is_refused() {
-        let key = |first: u8| {
-            let mut k = [0x44u8; 32];
-            k[0] = first;
-            k
-        };
+        let key = |first| key_from(first, 0x44);
         let leaf = TreeNode::Leaf {
             key_hash: key(0x20),
             value_hash: [9; 32],

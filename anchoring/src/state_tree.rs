@@ -520,8 +520,10 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
                 Some((old, old_is_leaf)) => {
                     let old_key = NodeKey::new(old.version, key_path(&group[0].0, depth + 1));
                     let found = self.store.node(&old_key)?;
-                    let below = match (found, old_is_leaf) {
-                        (Some(TreeNode::Internal(below)), false) => Ok(below),
+                    let written = match (found, old_is_leaf) {
+                        (Some(TreeNode::Internal(below)), false) => {
+                            self.through_internal(below, group, depth + 1)?
+                        }
                         // A leaf stands at a prefix of its own key: one
                         // whose key is not under its path is misplaced.
                         (
@@ -533,7 +535,7 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
                         ) if (0..=depth)
                             .all(|i| nibble(&key_hash, i) == nibble(&group[0].0, i)) =>
                         {
-                            Err((key_hash, value_hash))
+                            self.beside_leaf((key_hash, value_hash), group, depth + 1)?
                         }
                         (found, _) => {
                             return Err(AnchoringError::Storage(format!(
@@ -543,10 +545,7 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
                         }
                     };
                     self.stale.push(old_key);
-                    match below {
-                        Ok(internal) => self.through_internal(internal, group, depth + 1)?,
-                        Err(leaf) => self.beside_leaf(leaf, group, depth + 1)?,
-                    }
+                    written
                 }
             };
             node.set(n, child, leaf)?;
