@@ -293,39 +293,33 @@ impl Store {
                         found: layout,
                     });
                 }
-                if store.get(META, STATE_VERSION_KEY)?.is_none() {
-                    // A folder from before the tree's writes skipped the
-                    // log holds the tree at its committed height. Recorded,
-                    // synced, before any unlogged write: without it a crash
-                    // would leave the blocks after it without a version to
-                    // replay them from.
-                    let committed = store.committed_height()?;
-                    store.db.put_cf_opt(
-                        store.cf(META)?,
-                        STATE_VERSION_KEY,
-                        committed.to_be_bytes(),
-                        &synced(),
-                    )?;
-                }
             }
             None => {
                 let mut batch = WriteBatch::default();
                 batch.put_cf(store.cf(META)?, GENESIS_KEY, encode(&genesis));
                 batch.put_cf(store.cf(META)?, HEIGHT_KEY, 0u64.to_be_bytes());
                 batch.put_cf(store.cf(META)?, LAYOUT_KEY, encode(&STATE_KEY_LAYOUT));
-                // No tree yet: `Chain::open` writes the genesis state as
-                // version 0 (`Store::write_state_alone`).
-                batch.put_cf(store.cf(META)?, STATE_VERSION_KEY, 0u64.to_be_bytes());
                 store.db.write_opt(batch, &synced())?;
             }
         }
-        let version =
-            store
-                .read_u64(STATE_VERSION_KEY, "state version")?
-                .ok_or(NodeError::Corrupt {
-                    what: "state version",
-                    reason: "missing".into(),
-                })?;
+        let version = match store.read_u64(STATE_VERSION_KEY, "state version")? {
+            Some(version) => version,
+            None => {
+                // A new folder, whose tree `Chain::open` writes as version 0,
+                // or one from before the tree's writes skipped the log, which
+                // holds its tree at its committed height. Recorded, synced,
+                // before any unlogged write: without it a crash would leave
+                // the blocks after it without a version to replay them from.
+                let committed = store.committed_height()?;
+                store.db.put_cf_opt(
+                    store.cf(META)?,
+                    STATE_VERSION_KEY,
+                    committed.to_be_bytes(),
+                    &synced(),
+                )?;
+                committed
+            }
+        };
         store.state_version.store(version, Ordering::Relaxed);
         Ok(store)
     }
@@ -450,8 +444,8 @@ impl Store {
                 next,
             }));
         }
-        self.record_block(block, certificate)?;
-        self.write_state(tree)
+        self.write_block(block, certificate)?;
+        self.write_version(tree)
     }
 
     /// Refuses a block that is not the next height.
@@ -463,15 +457,22 @@ impl Store {
         Ok(())
     }
 
-    /// The first of [`Store::commit_block`]'s writes: the block, its
-    /// certificate, its index entries and the new height, synced.
+    /// The first of [`Store::commit_block`]'s writes alone, as a crash
+    /// before the second leaves it.
+    #[cfg(test)]
     pub(crate) fn record_block(
         &self,
         block: &Block,
         certificate: &CommitCertificate,
     ) -> Result<(), NodeError> {
+        self.check_next(block.header.height)?;
+        self.write_block(block, certificate)
+    }
+
+    /// The first of [`Store::commit_block`]'s writes: the block, its
+    /// certificate, its index entries and the new height, synced.
+    fn write_block(&self, block: &Block, certificate: &CommitCertificate) -> Result<(), NodeError> {
         let height = block.header.height;
-        self.check_next(height)?;
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(BLOCKS)?, height.to_be_bytes(), encode(block));
         batch.put_cf(
@@ -530,9 +531,13 @@ impl Store {
                 committed,
             });
         }
+        self.write_version(tree)
+    }
+
+    /// [`Store::write_state`]'s write, its checks made.
+    fn write_version(&self, tree: &TreeUpdate) -> Result<(), NodeError> {
         let height = tree.version;
-        // The stale list, and as many pruned keys, about 20 bytes each.
-        let mut batch = tree::batch_for(tree, tree.stale.len() * 48);
+        let mut batch = WriteBatch::default();
         tree::add_to_batch(self, &mut batch, tree)?;
         let pruned = self.prune(&mut batch, height, &tree.stale)?;
         if pruned != Some(height) {
@@ -590,7 +595,7 @@ impl Store {
     /// disk without them.
     pub(crate) fn write_state_alone(&self, tree: &TreeUpdate) -> Result<(), NodeError> {
         self.flush_state()?;
-        let mut batch = tree::batch_for(tree, 64);
+        let mut batch = WriteBatch::default();
         tree::add_to_batch(self, &mut batch, tree)?;
         batch.put_cf(
             self.cf(META)?,
@@ -875,10 +880,6 @@ mod tests {
         }
     }
 
-    /// Pruning as blocks commit keeps the last versions whole and deletes
-    /// every node only older versions used; the point it reached survives a
-    /// restart; an archive folder that turns pruning on drains its backlog
-    /// a few versions a block.
     /// Entries in the state tree's active memtable: writes not yet
     /// flushed (nor asked to be).
     fn unflushed_tree_entries(store: &Store) -> u64 {
@@ -914,6 +915,10 @@ mod tests {
         }
     }
 
+    /// Pruning as blocks commit keeps the last versions whole and deletes
+    /// every node only older versions used; the point it reached survives a
+    /// restart; an archive folder that turns pruning on drains its backlog
+    /// a few versions a block.
     #[test]
     fn pruning_keeps_the_last_versions_whole_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();

@@ -45,40 +45,33 @@ const WHAT: &str = "state tree node";
 
 /// A node as `tree_nodes` stores it.
 pub(crate) fn encode_node(node: &TreeNode) -> Vec<u8> {
-    let mut out = Vec::with_capacity(match node {
-        TreeNode::Internal(internal) => 5 + 40 * internal.bitmaps().0.count_ones() as usize,
-        _ => 65,
-    });
-    put_node(node, &mut out);
-    out
-}
-
-/// Appends [`encode_node`]'s bytes to `out`.
-pub(crate) fn put_node(node: &TreeNode, out: &mut Vec<u8>) {
     let internal = match node {
-        TreeNode::Null => return out.push(BORSH_NULL),
+        TreeNode::Null => return vec![BORSH_NULL],
         TreeNode::Leaf {
             key_hash,
             value_hash,
         } => {
+            let mut out = Vec::with_capacity(65);
             out.push(BORSH_LEAF);
             out.extend_from_slice(key_hash);
             out.extend_from_slice(value_hash);
-            return;
+            return out;
         }
         TreeNode::Internal(internal) => internal,
     };
     let (children, leaves) = internal.bitmaps();
+    let mut out = Vec::with_capacity(5 + 40 * children.count_ones() as usize);
     out.push(COMPACT_INTERNAL);
     out.extend_from_slice(&children.to_le_bytes());
     out.extend_from_slice(&leaves.to_le_bytes());
     for (_, child, leaf) in internal.children() {
         out.extend_from_slice(&child.hash);
-        put_varint(out, child.version);
+        put_varint(&mut out, child.version);
         if !leaf {
-            put_varint(out, child.leaf_count);
+            put_varint(&mut out, child.leaf_count);
         }
     }
+    out
 }
 
 /// A node from the bytes `tree_nodes` holds: the compact encoding of an

@@ -8,7 +8,7 @@ use jmt::storage::NodeKey;
 use jmt::{KeyHash, OwnedValue, Version};
 use rocksdb::{DB, DBRawIteratorWithThreadMode, ReadOptions, WriteBatch};
 
-use super::node_codec::{decode_node, encode_node, put_node};
+use super::node_codec::{decode_node, encode_node};
 use super::{Store, TREE_NODES, TREE_VALUES, decode, encode};
 use crate::NodeError;
 
@@ -31,15 +31,9 @@ fn value_key(key_hash: &KeyHash, version: Version) -> [u8; 40] {
 /// them in), then the path's length in nibbles and the nibbles, two to a
 /// byte. Part of the data folder's key layout (`STATE_KEY_LAYOUT`).
 pub(crate) fn node_key(key: &NodeKey) -> Vec<u8> {
-    let mut out = Vec::with_capacity(9 + key.nibble_path().num_nibbles().div_ceil(2));
-    put_node_key(key, &mut out);
-    out
-}
-
-/// Appends [`node_key`]'s bytes to `out`.
-fn put_node_key(key: &NodeKey, out: &mut Vec<u8>) {
     let path = key.nibble_path();
     let nibbles = path.num_nibbles();
+    let mut out = Vec::with_capacity(9 + nibbles.div_ceil(2));
     out.extend_from_slice(&key.version().to_be_bytes());
     // At most 64 nibbles in a 32-byte key hash.
     out.push(nibbles as u8);
@@ -52,6 +46,7 @@ fn put_node_key(key: &NodeKey, out: &mut Vec<u8>) {
         };
         out.push(high << 4 | low);
     }
+    out
 }
 
 /// A version's stale node keys, as `stale_nodes` holds them: each key of
@@ -79,8 +74,8 @@ const TOP_SLOTS: usize = ((1 << (4 * (TOP_DEPTH + 1))) - 1) / 15;
 /// most of a block's node reads. Nodes are immutable once written (a
 /// version and a path name one node forever), so a slot answers a read
 /// only for the exact version it holds, and is filled only after the
-/// batch that wrote its node is applied to the database; a read of any other version goes
-/// to RocksDB.
+/// batch that wrote its node is applied to the database; a read of any
+/// other version goes to RocksDB.
 pub(crate) struct TopNodes {
     slots: RwLock<Vec<Option<(Version, TreeNode)>>>,
 }
@@ -131,25 +126,7 @@ impl TopNodes {
     }
 }
 
-/// Bytes a version's write batch is first given per node and per value:
-/// about a full internal node, and a credential's record. A block's batch
-/// (tens of megabytes under load) then grows once or not at all instead
-/// of doubling its way up.
-const BATCH_BYTES_PER_NODE: usize = 640;
-const BATCH_BYTES_PER_VALUE: usize = 256;
-
-/// A write batch sized for `update` ([`add_to_batch`]) and `extra` bytes
-/// more.
-pub(crate) fn batch_for(update: &TreeUpdate, extra: usize) -> WriteBatch {
-    WriteBatch::with_capacity_bytes(
-        update.nodes.len() * BATCH_BYTES_PER_NODE
-            + update.values.len() * BATCH_BYTES_PER_VALUE
-            + extra,
-    )
-}
-
-/// Adds a version's nodes and values to a RocksDB write batch, each key
-/// and value encoded into one buffer reused for all of them.
+/// Adds a version's nodes and values to a RocksDB write batch.
 pub(crate) fn add_to_batch(
     store: &Store,
     batch: &mut WriteBatch,
@@ -157,21 +134,16 @@ pub(crate) fn add_to_batch(
 ) -> Result<(), NodeError> {
     let node_cf = store.cf(TREE_NODES)?;
     let value_cf = store.cf(TREE_VALUES)?;
-    let mut key_bytes = Vec::with_capacity(64);
-    let mut bytes = Vec::with_capacity(1_024);
     for (key, node) in &update.nodes {
-        key_bytes.clear();
-        put_node_key(key, &mut key_bytes);
-        bytes.clear();
-        put_node(node, &mut bytes);
-        batch.put_cf(node_cf, &key_bytes, &bytes);
+        batch.put_cf(node_cf, node_key(key), encode_node(node));
     }
     for (key_hash, value) in &update.values {
         // As an `Option`: the family's layout keeps room for deletions.
-        bytes.clear();
-        borsh::to_writer(&mut bytes, &Some(value))
-            .map_err(|e| NodeError::Storage(e.to_string()))?;
-        batch.put_cf(value_cf, value_key(key_hash, update.version), &bytes);
+        batch.put_cf(
+            value_cf,
+            value_key(key_hash, update.version),
+            encode(&Some(value)),
+        );
     }
     Ok(())
 }
