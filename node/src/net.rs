@@ -390,7 +390,6 @@ pub async fn start(
         blocked: HashSet::new(),
         connected: HashMap::new(),
         redials: HashMap::new(),
-        up_since: HashMap::new(),
         strikes: HashMap::new(),
         banned: HashMap::new(),
         counter: rand::random(),
@@ -414,11 +413,10 @@ struct NetTask {
     dial: Vec<(PeerId, Multiaddr)>,
     allowed: HashSet<PeerId>,
     blocked: HashSet<PeerId>,
-    connected: HashMap<PeerId, u32>,
+    /// The connected peers, and since when each has been.
+    connected: HashMap<PeerId, Instant>,
     /// When each peer of `dial` that is not connected is dialed next.
     redials: HashMap<PeerId, Redial>,
-    /// Since when each connected peer has been.
-    up_since: HashMap<PeerId, Instant>,
     strikes: HashMap<PeerId, u32>,
     banned: HashMap<PeerId, Instant>,
     counter: u64,
@@ -581,8 +579,7 @@ impl NetTask {
     async fn event(&mut self, event: SwarmEvent<BehaviourEvent>) -> Result<(), ()> {
         match event {
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
-                *self.connected.entry(peer_id).or_default() += 1;
-                self.up_since.entry(peer_id).or_insert_with(Instant::now);
+                self.connected.entry(peer_id).or_insert_with(Instant::now);
                 tracing::debug!(peer = %peer_id, "connected");
                 let n = self.connected.len();
                 self.emit(NetEvent::Peers(n)).await?;
@@ -593,12 +590,11 @@ impl NetTask {
                 ..
             } => {
                 if num_established == 0 {
-                    self.connected.remove(&peer_id);
                     // A connection that lasted is dialed again at once; one
                     // that a peer drops at once (a ban, a full peer) goes on
                     // backing off.
                     let lasted = self
-                        .up_since
+                        .connected
                         .remove(&peer_id)
                         .is_some_and(|since| since.elapsed() >= REDIAL_AT_MOST);
                     if lasted {
