@@ -1,5 +1,6 @@
 //! A small blocking client for a node's HTTP API.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cairn_anchoring::{ProofBundle, SignedTransaction};
@@ -76,6 +77,25 @@ impl Api {
             .and_then(|(s, v)| (s == 200).then(|| v["height"].as_u64()).flatten())
     }
 
+    /// The node's metrics (`GET /metrics`), each sample's value by name.
+    pub fn metrics(&self) -> Result<BTreeMap<String, f64>, DevnetError> {
+        let path = "/metrics";
+        let mut response = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .call()
+            .map_err(|e| self.fail(path, e.to_string()))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| self.fail(path, e.to_string()))?;
+        if status != 200 {
+            return Err(self.fail(path, format!("{status}: {text}")));
+        }
+        parse_metrics(&text).map_err(|line| self.fail(path, format!("not a sample: {line:?}")))
+    }
+
     /// Submits a transaction → (status, JSON).
     pub fn submit(&self, tx: &SignedTransaction) -> Result<(u16, Value), DevnetError> {
         let path = "/v1/txs";
@@ -132,5 +152,56 @@ pub fn error_text(body: &Value) -> String {
     match body["error"]["message"].as_str() {
         Some(m) => format!("{} ({})", m, body["error"]["code"].as_str().unwrap_or("")),
         None => body.to_string(),
+    }
+}
+
+/// The samples of a Prometheus text exposition without labels, as the
+/// node renders it: each line that is not a comment is a name, a space and
+/// a value. A line that is not is returned as the error.
+pub fn parse_metrics(text: &str) -> Result<BTreeMap<String, f64>, String> {
+    let mut samples = BTreeMap::new();
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let value = line
+            .split_once(' ')
+            .and_then(|(name, value)| Some((name, value.parse::<f64>().ok()?)))
+            .filter(|(name, _)| !name.is_empty());
+        match value {
+            Some((name, value)) => {
+                samples.insert(name.to_owned(), value);
+            }
+            None => return Err(line.to_owned()),
+        }
+    }
+    Ok(samples)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test code: a panic is the failure report
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_parse_into_samples_and_refuse_a_line_that_is_not_one() {
+        let text = "# HELP cairn_height Committed block height.\n# TYPE cairn_height gauge\n\
+                    cairn_height 12\ncairn_block_commit_seconds_total 0.250000\n\n";
+        let samples = parse_metrics(text).unwrap();
+        assert_eq!(samples.len(), 2);
+        assert_eq!(samples["cairn_height"], 12.0);
+        assert_eq!(samples["cairn_block_commit_seconds_total"], 0.25);
+        for bad in [
+            "cairn_height",
+            "cairn_height twelve",
+            " 12",
+            "cairn_height 1 2",
+        ] {
+            assert_eq!(
+                parse_metrics(&format!("cairn_peers 3\n{bad}\n")),
+                Err(bad.to_owned()),
+                "{bad}"
+            );
+        }
     }
 }

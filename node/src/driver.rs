@@ -334,8 +334,10 @@ impl Driver {
             params.max_block_bytes as usize,
             max_writes,
         );
+        let started = Instant::now();
         let (executed, refused) =
             read(&self.shared.chain).build(candidates, Timestamp::now(), me)?;
+        self.shared.metrics.build.record(started);
         if !refused.is_empty() {
             let mut pool = lock(&self.shared.mempool);
             for (tx, reason) in refused {
@@ -601,12 +603,14 @@ impl Driver {
         {
             return Ok(true);
         }
+        let started = Instant::now();
         let known = self.admitted(block);
         let outcome = read(&self.shared.chain).execute(
             block,
             &|id| known.contains(id),
             Some(Timestamp::now()),
         )?;
+        self.shared.metrics.execute.record(started);
         match outcome {
             Ok(executed) => {
                 self.shared.store.keep_proposal(block)?;
@@ -641,9 +645,11 @@ impl Driver {
             }) => executed,
             Some(Candidate { block, .. }) => {
                 // Certified by a quorum: its time was judged by them.
+                let started = Instant::now();
                 let known = self.admitted(&block);
                 let outcome =
                     read(&self.shared.chain).execute(&block, &|id| known.contains(id), None)?;
+                self.shared.metrics.execute.record(started);
                 match outcome {
                     Ok(executed) => executed,
                     Err(InvalidBlock(reason)) => {
@@ -677,11 +683,13 @@ impl Driver {
     ) -> Result<Vec<Effect>, NodeError> {
         let height = executed.block.header.height;
         let txs = executed.block.transactions.len();
+        let started = Instant::now();
         let oldest = {
             let mut chain = write(&self.shared.chain);
             chain.commit(&executed, &certificate)?;
             chain.store().oldest_state_version()
         };
+        self.shared.metrics.commit.record(started);
         let now = Instant::now();
         let metrics = &self.shared.metrics;
         set(&metrics.height, height);

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 /// The node's counters and gauges.
 #[derive(Default)]
@@ -31,6 +32,34 @@ pub struct Metrics {
     /// Committed blocks re-executed at start to bring the state tree up
     /// to the committed height (after a crash).
     pub replayed_blocks: AtomicU64,
+    /// Blocks this node built to propose, and the time it took.
+    pub build: Timing,
+    /// Blocks others proposed (or a quorum decided) that this node
+    /// executed, and the time it took.
+    pub execute: Timing,
+    /// Blocks this node committed (written with their state), and the time
+    /// it took.
+    pub commit: Timing,
+}
+
+/// How many times a step of a height ran, and how long it took in all.
+#[derive(Default)]
+pub struct Timing {
+    count: AtomicU64,
+    micros: AtomicU64,
+}
+
+impl Timing {
+    /// Counts one more run of the step, begun at `start` and ended now.
+    pub fn record(&self, start: Instant) {
+        let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        add(&self.count, 1);
+        add(&self.micros, micros);
+    }
+
+    fn seconds(&self) -> f64 {
+        get(&self.micros) as f64 / 1e6
+    }
 }
 
 fn get(a: &AtomicU64) -> u64 {
@@ -140,6 +169,82 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
+        let steps = [
+            ("build", "built to propose", &self.build),
+            (
+                "execute",
+                "proposed by others (or decided by a quorum) and executed",
+                &self.execute,
+            ),
+            (
+                "commit",
+                "committed: the block and its state written",
+                &self.commit,
+            ),
+        ];
+        for (step, what, timing) in steps {
+            let _ = writeln!(
+                out,
+                "# HELP cairn_block_{step}_total Blocks {what} since the node started.\n\
+                 # TYPE cairn_block_{step}_total counter\n\
+                 cairn_block_{step}_total {}\n\
+                 # HELP cairn_block_{step}_seconds_total Seconds spent on the blocks of cairn_block_{step}_total.\n\
+                 # TYPE cairn_block_{step}_seconds_total counter\n\
+                 cairn_block_{step}_seconds_total {:.6}",
+                get(&timing.count),
+                timing.seconds()
+            );
+        }
         out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test code: a panic is the failure report
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The value of the sample `name` in a text exposition.
+    fn sample(text: &str, name: &str) -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no sample {name} in\n{text}"))
+            .parse()
+            .unwrap()
+    }
+
+    /// Each step's count and seconds add up what was recorded, each under
+    /// its own name, with its help and type.
+    #[test]
+    fn block_steps_render_their_counts_and_seconds() {
+        let metrics = Metrics::default();
+        let ago = |ms| {
+            Instant::now()
+                .checked_sub(Duration::from_millis(ms))
+                .unwrap()
+        };
+        metrics.build.record(ago(30));
+        metrics.execute.record(ago(20));
+        metrics.execute.record(ago(20));
+        let text = metrics.render(0, 0);
+        assert_eq!(sample(&text, "cairn_block_build_total"), 1.0);
+        assert_eq!(sample(&text, "cairn_block_execute_total"), 2.0);
+        assert_eq!(sample(&text, "cairn_block_commit_total"), 0.0);
+        let build = sample(&text, "cairn_block_build_seconds_total");
+        let execute = sample(&text, "cairn_block_execute_seconds_total");
+        assert!((0.030..1.0).contains(&build), "{build}");
+        assert!((0.040..1.0).contains(&execute), "{execute}");
+        assert_eq!(sample(&text, "cairn_block_commit_seconds_total"), 0.0);
+        for step in ["build", "execute", "commit"] {
+            for name in [
+                format!("cairn_block_{step}_total"),
+                format!("cairn_block_{step}_seconds_total"),
+            ] {
+                assert!(text.contains(&format!("# TYPE {name} counter\n")), "{text}");
+                assert!(text.contains(&format!("# HELP {name} ")), "{text}");
+            }
+        }
     }
 }

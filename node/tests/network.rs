@@ -122,6 +122,26 @@ fn four_validators_finalize_a_transaction_everywhere_and_serve_verifiable_bundle
     let metrics = agent_text(&format!("{}/metrics", net.api(0)));
     assert!(metrics.contains("cairn_height "), "{metrics}");
     assert!(metrics.contains("cairn_transactions_total 2"), "{metrics}");
+    // Every block it committed, it built or executed first, and writing
+    // them took time.
+    let sample = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+            .parse()
+            .unwrap()
+    };
+    let committed = sample("cairn_block_commit_total");
+    assert!(committed >= 2.0, "{metrics}");
+    assert!(
+        sample("cairn_block_build_total") + sample("cairn_block_execute_total") >= committed,
+        "{metrics}"
+    );
+    assert!(
+        sample("cairn_block_commit_seconds_total") > 0.0,
+        "{metrics}"
+    );
     for i in 0..4 {
         assert_eq!(net.evidence_count(i), 0);
     }

@@ -210,7 +210,50 @@ pub struct NetworkReport {
     /// Per node: share of one core used during the load (1.0 = a whole
     /// core), peak RSS in bytes.
     nodes: Vec<(f64, u64)>,
+    /// Per node, from its metrics: the blocks it built, executed and
+    /// committed during the load, and the mean milliseconds of each.
+    steps: Vec<Option<[Step; 3]>>,
     height: (u64, u64),
+}
+
+/// One step of a height on one node during a run: how many times it ran
+/// and its mean duration.
+#[derive(Clone, Copy)]
+struct Step {
+    count: u64,
+    mean_ms: f64,
+}
+
+/// The steps of a height that a node's metrics time, by name.
+const STEPS: [&str; 3] = ["build", "execute", "commit"];
+
+/// Each step's (count, seconds) in a node's metrics, for [`steps_between`].
+fn step_totals(api: &cairn_devnet::client::Api) -> Option<[(f64, f64); 3]> {
+    let metrics = api.metrics().ok()?;
+    let mut totals = [(0.0, 0.0); 3];
+    for (total, step) in totals.iter_mut().zip(STEPS) {
+        *total = (
+            *metrics.get(&format!("cairn_block_{step}_total"))?,
+            *metrics.get(&format!("cairn_block_{step}_seconds_total"))?,
+        );
+    }
+    Some(totals)
+}
+
+/// The steps run between two readings of [`step_totals`].
+fn steps_between(before: [(f64, f64); 3], after: [(f64, f64); 3]) -> [Step; 3] {
+    let mut steps = [Step {
+        count: 0,
+        mean_ms: 0.0,
+    }; 3];
+    for ((step, (n0, s0)), (n1, s1)) in steps.iter_mut().zip(before).zip(after) {
+        let count = (n1 - n0).max(0.0);
+        step.count = count as u64;
+        if count > 0.0 {
+            step.mean_ms = (s1 - s0) * 1000.0 / count;
+        }
+    }
+    steps
 }
 
 impl NetworkReport {
@@ -219,7 +262,7 @@ impl NetworkReport {
         let tx_rate = l.finalized as f64 / l.elapsed.max(1e-9);
         let c_rate = l.commitments as f64 / l.elapsed.max(1e-9);
         let mut s = format!(
-            "| run | finalized | commitments/s | tx/s | latency p50 / p95 / p99 | blocks |\n|---|---|---|---|---|---|\n| {} | {} of {} accepted ({} refused) | {} | {} | {:.0} / {:.0} / {:.0} ms | {}–{} |\n\n| node | CPU (cores) | peak RSS |\n|---|---|---|\n",
+            "| run | finalized | commitments/s | tx/s | latency p50 / p95 / p99 | blocks |\n|---|---|---|---|---|---|\n| {} | {} of {} accepted ({} refused) | {} | {} | {:.0} / {:.0} / {:.0} ms | {}–{} |\n\n| node | CPU (cores) | peak RSS | blocks built / executed / committed, mean time each |\n|---|---|---|---|\n",
             self.options,
             l.finalized,
             l.accepted,
@@ -233,8 +276,16 @@ impl NetworkReport {
             self.height.1,
         );
         for (i, (cpu, rss)) in self.nodes.iter().enumerate() {
+            let steps = match self.steps.get(i).copied().flatten() {
+                Some(steps) => steps
+                    .iter()
+                    .map(|step| format!("{} × {:.0} ms", step.count, step.mean_ms))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+                None => "metrics not read".to_owned(),
+            };
             s.push_str(&format!(
-                "| {i} | {cpu:.2} | {} MiB |\n",
+                "| {i} | {cpu:.2} | {} MiB | {steps} |\n",
                 rss / (1024 * 1024)
             ));
         }
@@ -260,6 +311,9 @@ fn network(o: &NetworkBench) -> anyhow::Result<NetworkReport> {
     let before: Vec<Option<(f64, u64)>> = (0..o.validators)
         .map(|i| bench.sup.pid(i).and_then(process_usage))
         .collect();
+    let steps_before: Vec<_> = (0..o.validators)
+        .map(|i| step_totals(&bench.sup.api(i)))
+        .collect();
     let h0 = bench.height(0);
     let started = Instant::now();
     let report = load::run(
@@ -283,6 +337,14 @@ fn network(o: &NetworkBench) -> anyhow::Result<NetworkReport> {
             }
         })
         .collect();
+    let steps = (0..o.validators)
+        .map(|i| {
+            Some(steps_between(
+                steps_before[i]?,
+                step_totals(&bench.sup.api(i))?,
+            ))
+        })
+        .collect();
     Ok(NetworkReport {
         options: format!(
             "{} validators, {} tx/s × {} commitments for {} s, {} clients, {} tx per request{}",
@@ -301,6 +363,7 @@ fn network(o: &NetworkBench) -> anyhow::Result<NetworkReport> {
         ),
         load: report,
         nodes,
+        steps,
         height: (h0, bench.height(0)),
     })
 }
@@ -642,4 +705,28 @@ fn sync(blocks: u64) -> anyhow::Result<()> {
         thousands(blocks as f64 / made)
     );
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test code: a panic is the failure report
+mod tests {
+    use super::*;
+
+    /// A step's count and mean are of the blocks between the two readings
+    /// only; a step that did not run has no mean, and counters that went
+    /// back (a node restarted) count nothing.
+    #[test]
+    fn steps_are_counted_and_timed_between_two_readings() {
+        let before = [(10.0, 1.0), (5.0, 0.5), (20.0, 4.0)];
+        let after = [(14.0, 1.5), (5.0, 0.5), (2.0, 0.1)];
+        let steps = steps_between(before, after);
+        assert_eq!(steps.map(|s| s.count), [4, 0, 0]);
+        assert!(
+            (steps[0].mean_ms - 125.0).abs() < 1e-9,
+            "{}",
+            steps[0].mean_ms
+        );
+        assert_eq!(steps[1].mean_ms, 0.0);
+        assert_eq!(steps[2].mean_ms, 0.0);
+    }
 }
