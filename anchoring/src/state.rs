@@ -224,7 +224,7 @@ pub struct AuthenticatedState<S> {
     latest: Option<Version>,
 }
 
-impl<S: TreeStore> AuthenticatedState<S> {
+impl<S: TreeStore + Sync> AuthenticatedState<S> {
     /// A state over `store`, whose latest written version is `latest`.
     pub fn new(store: S, latest: Option<Version>) -> Self {
         AuthenticatedState { store, latest }
@@ -359,6 +359,7 @@ impl<S: TreeStore> StateAt<'_, S> {
 pub(crate) mod tests {
     use super::*;
     use crate::Commitment;
+    use crate::state_tree::insert_on;
     use jmt::JellyfishMerkleTree;
     use proptest::prelude::*;
 
@@ -721,6 +722,77 @@ pub(crate) mod tests {
             }
         }
         Ok(())
+    }
+
+    /// [`insert_on`] on one thread and on `threads`, version after version
+    /// of `versions` (each version's keys once each): the same root, and
+    /// the same nodes, values and stale nodes in the same order. Returns
+    /// the versions written on top of an internal root, the ones that
+    /// the threads share out.
+    fn threads_write_what_one_writes(
+        versions: Vec<Vec<(KeyHash, OwnedValue)>>,
+        threads: usize,
+    ) -> Result<usize, TestCaseError> {
+        let one = MemoryTreeStore::default();
+        let many = MemoryTreeStore::default();
+        let mut shared_out = 0;
+        for (version, writes) in versions.into_iter().enumerate() {
+            let version = version as Version;
+            let set: Vec<(KeyHash, OwnedValue)> = writes
+                .into_iter()
+                .collect::<BTreeMap<_, _>>()
+                .into_iter()
+                .collect();
+            if let Some(previous) = version.checked_sub(1) {
+                let root = many.node(&NodeKey::new(
+                    previous,
+                    NibblePath::from_iter(std::iter::empty()),
+                ));
+                if matches!(root, Ok(Some(TreeNode::Internal(_)))) && !set.is_empty() {
+                    shared_out += 1;
+                }
+            }
+            let (root, update) = insert_on(&one, set.clone(), version, 1).unwrap();
+            let (root_threads, update_threads) = insert_on(&many, set, version, threads).unwrap();
+            prop_assert_eq!(root, root_threads);
+            prop_assert_eq!(&update.nodes, &update_threads.nodes);
+            prop_assert_eq!(&update.values, &update_threads.values);
+            prop_assert_eq!(&update.stale, &update_threads.stale);
+            one.write(&update).unwrap();
+            many.write(&update_threads).unwrap();
+        }
+        Ok(shared_out)
+    }
+
+    proptest! {
+        /// On any number of threads, the insert writes what it writes on
+        /// one (which is jmt's tree: [`writes_jmts_tree`]).
+        #[test]
+        fn the_insert_on_threads_writes_what_one_thread_writes(
+            versions in mixed_versions(),
+            threads in 2usize..18,
+        ) {
+            threads_write_what_one_writes(versions, threads)?;
+        }
+    }
+
+    /// Blocks of thousands of keys spread over the whole tree, with
+    /// overwrites, on the threads the insert takes for them and on more.
+    #[test]
+    fn blocks_of_thousands_of_keys_share_out_alike() {
+        let keys = |version: u8, n: u32| -> Vec<(KeyHash, OwnedValue)> {
+            (0..n)
+                .map(|i| {
+                    let k = Hash::domain("threads test", &i.to_be_bytes());
+                    (KeyHash(k.0), vec![version, i as u8])
+                })
+                .collect()
+        };
+        let versions = vec![keys(0, 3_000), keys(1, 5_000), keys(2, 2_500), Vec::new()];
+        for threads in [2, 3, 4, 16] {
+            let shared_out = threads_write_what_one_writes(versions.clone(), threads).unwrap();
+            assert_eq!(shared_out, 2, "{threads} threads");
+        }
     }
 
     /// Versions of [`clustered_versions`]' keys and of keys drawn from

@@ -11,7 +11,10 @@
 //! cost more than the hashing. Here each node on the paths the block
 //! writes is read once, changed in place, hashed once and appended to the
 //! version's list. jmt stays as the reference the tests hold this to
-//! (`the_insert_writes_jmts_tree`).
+//! (`the_insert_writes_jmts_tree`). A block's thousands of keys are
+//! written below the root on the machine's cores, each thread taking a run
+//! of the root's children, and joined in the order one thread writes them
+//! (`the_insert_on_threads_writes_what_one_thread_writes`).
 
 use borsh::BorshDeserialize;
 use jmt::storage::{LeafNode, NibblePath, Node, NodeKey};
@@ -319,15 +322,42 @@ pub fn value_hash(value: &[u8]) -> [u8; 32] {
     StateHasher::hash(value)
 }
 
+/// Keys a version writes from which its insert goes down the root's
+/// children on more than one thread.
+const KEYS_FOR_THREADS: usize = 2_000;
+
+/// Most threads one insert uses.
+const MAX_THREADS: usize = 4;
+
 /// Writes `set` into the tree in `store` as `version`, whose previous
 /// version, `version - 1`, is the latest written (for version 0 the tree
 /// starts empty). Every version gets a root of its own, a copy of the
 /// previous one when `set` is empty. Returns the root hash and the update;
 /// writes nothing.
-pub fn insert<S: TreeStore + ?Sized>(
+///
+/// A large set (a block's, in the thousands of keys) is written below the
+/// root on as many threads as the machine has cores, up to
+/// [`MAX_THREADS`], each taking a run of the root's children: the root's
+/// subtrees share no node. The update is the same, whatever the threads.
+pub fn insert<S: TreeStore + Sync + ?Sized>(
+    store: &S,
+    set: Vec<(KeyHash, OwnedValue)>,
+    version: Version,
+) -> Result<([u8; 32], TreeUpdate), AnchoringError> {
+    let threads = if set.len() >= KEYS_FOR_THREADS {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
+    } else {
+        1
+    };
+    insert_on(store, set, version, threads)
+}
+
+/// [`insert`] on `threads` threads (at least one).
+pub(crate) fn insert_on<S: TreeStore + Sync + ?Sized>(
     store: &S,
     mut set: Vec<(KeyHash, OwnedValue)>,
     version: Version,
+    threads: usize,
 ) -> Result<([u8; 32], TreeUpdate), AnchoringError> {
     set.sort_unstable_by_key(|(key_hash, _)| key_hash.0);
     if set.windows(2).any(|pair| pair[0].0 == pair[1].0) {
@@ -372,6 +402,9 @@ pub fn insert<S: TreeStore + ?Sized>(
                 .beside_leaf((key_hash, value_hash), &hashed, 0)?
                 .0
                 .hash
+        }
+        (false, TreeNode::Internal(node)) if threads > 1 => {
+            insert.through_root(node, &hashed, threads)?.0.hash
         }
         (false, TreeNode::Internal(node)) => insert.through_internal(node, &hashed, 0)?.0.hash,
     };
@@ -515,40 +548,131 @@ impl<S: TreeStore + ?Sized> Insert<'_, S> {
     ) -> Result<(Child, bool), AnchoringError> {
         let place = self.reserve(&kvs[0].0, depth);
         for (n, group) in by_nibble(kvs, self.nibble_index(depth)?) {
-            let (child, leaf) = match node.child(n) {
-                None => self.subtree(group, depth + 1)?,
-                Some((old, old_is_leaf)) => {
-                    let old_key = NodeKey::new(old.version, key_path(&group[0].0, depth + 1));
-                    let found = self.store.node(&old_key)?;
-                    let written = match (found, old_is_leaf) {
-                        (Some(TreeNode::Internal(below)), false) => {
-                            self.through_internal(below, group, depth + 1)?
-                        }
-                        // A leaf stands at a prefix of its own key: one
-                        // whose key is not under its path is misplaced.
-                        (
-                            Some(TreeNode::Leaf {
-                                key_hash,
-                                value_hash,
-                            }),
-                            true,
-                        ) if (0..=depth)
-                            .all(|i| nibble(&key_hash, i) == nibble(&group[0].0, i)) =>
-                        {
-                            self.beside_leaf((key_hash, value_hash), group, depth + 1)?
-                        }
-                        (found, _) => {
-                            return Err(AnchoringError::Storage(format!(
-                                "the state tree node {old_key:?} is {found:?}, \
-                                 not the child its parent lists"
-                            )));
-                        }
-                    };
-                    self.stale.push(old_key);
-                    written
-                }
-            };
+            let (child, leaf) = self.child_of(&node, n, group, depth)?;
             node.set(n, child, leaf)?;
+        }
+        self.fill(place, TreeNode::Internal(node))
+    }
+
+    /// Child `n` of `node`, the internal node at depth `depth`, with
+    /// `group` (the keys under it, not empty) written in.
+    fn child_of(
+        &mut self,
+        node: &InternalNode,
+        n: u8,
+        group: &[Pair],
+        depth: usize,
+    ) -> Result<(Child, bool), AnchoringError> {
+        let Some((old, old_is_leaf)) = node.child(n) else {
+            return self.subtree(group, depth + 1);
+        };
+        let old_key = NodeKey::new(old.version, key_path(&group[0].0, depth + 1));
+        let found = self.store.node(&old_key)?;
+        let written = match (found, old_is_leaf) {
+            (Some(TreeNode::Internal(below)), false) => {
+                self.through_internal(below, group, depth + 1)?
+            }
+            // A leaf stands at a prefix of its own key: one whose key is
+            // not under its path is misplaced.
+            (
+                Some(TreeNode::Leaf {
+                    key_hash,
+                    value_hash,
+                }),
+                true,
+            ) if (0..=depth).all(|i| nibble(&key_hash, i) == nibble(&group[0].0, i)) => {
+                self.beside_leaf((key_hash, value_hash), group, depth + 1)?
+            }
+            (found, _) => {
+                return Err(AnchoringError::Storage(format!(
+                    "the state tree node {old_key:?} is {found:?}, \
+                     not the child its parent lists"
+                )));
+            }
+        };
+        self.stale.push(old_key);
+        Ok(written)
+    }
+}
+
+/// What one thread of [`Insert::through_root`] wrote: the root's children
+/// it took, with the nodes and stale nodes below them in the order one
+/// thread would have listed them.
+struct Part {
+    children: Vec<(u8, Child, bool)>,
+    nodes: Vec<(NodeKey, TreeNode)>,
+    stale: Vec<NodeKey>,
+}
+
+impl<S: TreeStore + Sync + ?Sized> Insert<'_, S> {
+    /// [`Insert::through_internal`] at the root, its children taken in
+    /// `threads` runs of about as many keys each, each run on a thread of
+    /// its own (the first on this one), then joined in nibble order: the
+    /// same nodes, in the same order, as one thread writes.
+    fn through_root(
+        &mut self,
+        mut node: Box<InternalNode>,
+        kvs: &[Pair],
+        threads: usize,
+    ) -> Result<(Child, bool), AnchoringError> {
+        let place = self.reserve(&kvs[0].0, 0);
+        let groups: Vec<(u8, &[Pair])> = by_nibble(kvs, 0).collect();
+        let share = kvs.len().div_ceil(threads);
+        let mut runs: Vec<&[(u8, &[Pair])]> = Vec::with_capacity(threads);
+        let (mut start, mut keys) = (0, 0);
+        for (i, (_, group)) in groups.iter().enumerate() {
+            keys += group.len();
+            if keys >= share || i + 1 == groups.len() {
+                runs.push(&groups[start..=i]);
+                (start, keys) = (i + 1, 0);
+            }
+        }
+        let (store, version, root) = (self.store, self.version, &*node);
+        let write = move |run: &[(u8, &[Pair])]| -> Result<Part, AnchoringError> {
+            let mut insert = Insert {
+                store,
+                version,
+                nodes: Vec::new(),
+                stale: Vec::new(),
+            };
+            let mut children = Vec::with_capacity(run.len());
+            for &(n, group) in run {
+                let (child, leaf) = insert.child_of(root, n, group, 0)?;
+                children.push((n, child, leaf));
+            }
+            Ok(Part {
+                children,
+                nodes: insert.nodes,
+                stale: insert.stale,
+            })
+        };
+        let Some((first, rest)) = runs.split_first() else {
+            return Err(AnchoringError::Storage(format!(
+                "no keys to write below the root of version {version}"
+            )));
+        };
+        let parts: Vec<Result<Part, AnchoringError>> = std::thread::scope(|scope| {
+            let others: Vec<_> = rest
+                .iter()
+                .map(|&run| scope.spawn(move || write(run)))
+                .collect();
+            let mut parts = vec![write(first)];
+            for other in others {
+                parts.push(other.join().unwrap_or_else(|_| {
+                    Err(AnchoringError::Storage(
+                        "a thread of the state tree's insert panicked".into(),
+                    ))
+                }));
+            }
+            parts
+        });
+        for part in parts {
+            let part = part?;
+            for (n, child, leaf) in part.children {
+                node.set(n, child, leaf)?;
+            }
+            self.nodes.extend(part.nodes);
+            self.stale.extend(part.stale);
         }
         self.fill(place, TreeNode::Internal(node))
     }
