@@ -652,17 +652,25 @@ impl<S: TreeStore + Sync + ?Sized> Insert<'_, S> {
             )));
         };
         let parts: Vec<Result<Part, AnchoringError>> = std::thread::scope(|scope| {
+            // A run whose thread the system refuses is written on this one.
             let others: Vec<_> = rest
                 .iter()
-                .map(|&run| scope.spawn(move || write(run)))
+                .map(|&run| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, move || write(run))
+                        .map_err(|_| run)
+                })
                 .collect();
             let mut parts = vec![write(first)];
             for other in others {
-                parts.push(other.join().unwrap_or_else(|_| {
-                    Err(AnchoringError::Storage(
-                        "a thread of the state tree's insert panicked".into(),
-                    ))
-                }));
+                parts.push(match other {
+                    Ok(thread) => thread.join().unwrap_or_else(|_| {
+                        Err(AnchoringError::Storage(
+                            "a thread of the state tree's insert panicked".into(),
+                        ))
+                    }),
+                    Err(run) => write(run),
+                });
             }
             parts
         });
