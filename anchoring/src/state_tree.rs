@@ -344,8 +344,13 @@ pub fn insert<S: TreeStore + Sync + ?Sized>(
     set: Vec<(KeyHash, OwnedValue)>,
     version: Version,
 ) -> Result<([u8; 32], TreeUpdate), AnchoringError> {
+    // The cores, asked of the system once (on Linux it reads the
+    // process's CPU set and cgroup limits).
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let threads = if set.len() >= KEYS_FOR_THREADS {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
+        *CORES.get_or_init(|| {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
+        })
     } else {
         1
     };
