@@ -359,7 +359,7 @@ impl<S: TreeStore> StateAt<'_, S> {
 pub(crate) mod tests {
     use super::*;
     use crate::Commitment;
-    use crate::state_tree::insert_on;
+    use crate::state_tree::{KEYS_FOR_THREADS, insert_on};
     use jmt::JellyfishMerkleTree;
     use proptest::prelude::*;
 
@@ -728,8 +728,8 @@ pub(crate) mod tests {
     /// which takes the machine's cores for large sets), version after
     /// version of `versions` (each version's keys once each): the same
     /// root, and the same nodes, values and stale nodes in the same order.
-    /// Returns the versions written on top of an internal root, the ones
-    /// that the threads share out.
+    /// Returns the versions written on top of an internal root: those
+    /// whose insert shares the root's children out when given threads.
     fn threads_write_what_one_writes(
         versions: Vec<Vec<(KeyHash, OwnedValue)>>,
         threads: Option<usize>,
@@ -782,7 +782,9 @@ pub(crate) mod tests {
     }
 
     /// Blocks of thousands of keys spread over the whole tree, with
-    /// overwrites, on the threads the insert takes for them and on more.
+    /// overwrites, on as many threads as [`insert`] takes for them on this
+    /// machine (large enough sets for it to take more than one where
+    /// there are cores), and on two to sixteen.
     #[test]
     fn blocks_of_thousands_of_keys_share_out_alike() {
         let keys = |version: u8, n: u32| -> Vec<(KeyHash, OwnedValue)> {
@@ -794,6 +796,7 @@ pub(crate) mod tests {
                 .collect()
         };
         let versions = vec![keys(0, 3_000), keys(1, 5_000), keys(2, 2_500), Vec::new()];
+        assert!(versions[1..3].iter().all(|v| v.len() >= KEYS_FOR_THREADS));
         for threads in [None, Some(2), Some(3), Some(4), Some(16)] {
             let shared_out = threads_write_what_one_writes(versions.clone(), threads).unwrap();
             assert_eq!(shared_out, 2, "{threads:?} threads");

@@ -324,7 +324,7 @@ pub fn value_hash(value: &[u8]) -> [u8; 32] {
 
 /// Keys a version writes from which its insert goes down the root's
 /// children on more than one thread.
-const KEYS_FOR_THREADS: usize = 2_000;
+pub(crate) const KEYS_FOR_THREADS: usize = 2_000;
 
 /// Most threads one insert uses.
 const MAX_THREADS: usize = 4;
@@ -610,10 +610,13 @@ struct Part {
 }
 
 impl<S: TreeStore + Sync + ?Sized> Insert<'_, S> {
-    /// [`Insert::through_internal`] at the root, its children taken in
-    /// `threads` runs of about as many keys each, each run on a thread of
-    /// its own (the first on this one), then joined in nibble order: the
-    /// same nodes, in the same order, as one thread writes.
+    /// [`Insert::through_internal`] at the root, its children taken in at
+    /// most `threads` runs, each ending where the keys so far first reach
+    /// its share of them (so about as many keys each, give or take a root
+    /// child's), each run on a thread of its own (the first on this one),
+    /// then joined in nibble order: the same nodes, in the same order, as
+    /// one thread writes. A panic on a thread goes on here, as it would
+    /// on one thread.
     fn through_root(
         &mut self,
         mut node: Box<InternalNode>,
@@ -622,14 +625,15 @@ impl<S: TreeStore + Sync + ?Sized> Insert<'_, S> {
     ) -> Result<(Child, bool), AnchoringError> {
         let place = self.reserve(&kvs[0].0, 0);
         let groups: Vec<(u8, &[Pair])> = by_nibble(kvs, 0).collect();
-        let share = kvs.len().div_ceil(threads);
         let mut runs: Vec<&[(u8, &[Pair])]> = Vec::with_capacity(threads);
         let (mut start, mut keys) = (0, 0);
         for (i, (_, group)) in groups.iter().enumerate() {
             keys += group.len();
-            if keys >= share || i + 1 == groups.len() {
+            // Run `r` ends once the keys so far reach (r + 1) / threads of
+            // them; the last, at the last child.
+            if keys * threads >= (runs.len() + 1) * kvs.len() || i + 1 == groups.len() {
                 runs.push(&groups[start..=i]);
-                (start, keys) = (i + 1, 0);
+                start = i + 1;
             }
         }
         let (store, version, root) = (self.store, self.version, &*node);
@@ -669,11 +673,9 @@ impl<S: TreeStore + Sync + ?Sized> Insert<'_, S> {
             let mut parts = vec![write(first)];
             for other in others {
                 parts.push(match other {
-                    Ok(thread) => thread.join().unwrap_or_else(|_| {
-                        Err(AnchoringError::Storage(
-                            "a thread of the state tree's insert panicked".into(),
-                        ))
-                    }),
+                    Ok(thread) => thread
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
                     Err(run) => write(run),
                 });
             }

@@ -173,7 +173,7 @@ impl Metrics {
             ("build", "built to propose", &self.build),
             (
                 "execute",
-                "proposed by others (or decided by a quorum) and executed",
+                "proposed by others (or decided by a quorum) and executed, valid or not",
                 &self.execute,
             ),
             (
@@ -188,7 +188,7 @@ impl Metrics {
                 "# HELP cairn_block_{step}_total Blocks {what} since the node started.\n\
                  # TYPE cairn_block_{step}_total counter\n\
                  cairn_block_{step}_total {}\n\
-                 # HELP cairn_block_{step}_seconds_total Seconds spent on the blocks of cairn_block_{step}_total.\n\
+                 # HELP cairn_block_{step}_seconds_total Wall-clock seconds spent on the blocks of cairn_block_{step}_total, waits for the chain's and the mempool's locks included.\n\
                  # TYPE cairn_block_{step}_seconds_total counter\n\
                  cairn_block_{step}_seconds_total {:.6}",
                 get(&timing.count),

@@ -247,10 +247,11 @@ fn steps_between(before: [(f64, f64); 3], after: [(f64, f64); 3]) -> [Step; 3] {
         mean_ms: 0.0,
     }; 3];
     for ((step, (n0, s0)), (n1, s1)) in steps.iter_mut().zip(before).zip(after) {
-        let count = (n1 - n0).max(0.0);
-        step.count = count as u64;
-        if count > 0.0 {
-            step.mean_ms = (s1 - s0) * 1000.0 / count;
+        // A counter that went back means the node restarted in between:
+        // what it did is not known.
+        if n1 > n0 && s1 >= s0 {
+            step.count = (n1 - n0) as u64;
+            step.mean_ms = (s1 - s0) * 1000.0 / (n1 - n0);
         }
     }
     steps
@@ -713,8 +714,8 @@ mod tests {
     use super::*;
 
     /// A step's count and mean are of the blocks between the two readings
-    /// only; a step that did not run has no mean, and counters that went
-    /// back (a node restarted) count nothing.
+    /// only; a step that did not run has no mean, and a step whose count
+    /// or time went back (the node restarted) counts nothing.
     #[test]
     fn steps_are_counted_and_timed_between_two_readings() {
         let before = [(10.0, 1.0), (5.0, 0.5), (20.0, 4.0)];
@@ -726,6 +727,12 @@ mod tests {
             "{}",
             steps[0].mean_ms
         );
+        assert_eq!(steps[1].mean_ms, 0.0);
+        assert_eq!(steps[2].mean_ms, 0.0);
+        // Restarted and past its old count, but with less time: unknown.
+        let steps = steps_between(before, [(12.0, 0.5), (7.0, 0.25), (25.0, 4.0)]);
+        assert_eq!(steps.map(|s| s.count), [0, 0, 5]);
+        assert_eq!(steps[0].mean_ms, 0.0);
         assert_eq!(steps[1].mean_ms, 0.0);
         assert_eq!(steps[2].mean_ms, 0.0);
     }
