@@ -803,6 +803,70 @@ pub(crate) mod tests {
         }
     }
 
+    /// A store that panics when asked for a node under the root's child
+    /// `nibble`: a bug below the insert.
+    struct PanicsUnder {
+        inner: MemoryTreeStore,
+        nibble: u8,
+    }
+
+    impl TreeStore for PanicsUnder {
+        fn node(&self, key: &NodeKey) -> Result<Option<TreeNode>, AnchoringError> {
+            let path = key.nibble_path();
+            if path.num_nibbles() > 0 && u8::from(path.get_nibble(0)) == self.nibble {
+                panic!("a node under child {} asked for", self.nibble);
+            }
+            self.inner.node(key)
+        }
+
+        fn value(
+            &self,
+            version: Version,
+            key_hash: &KeyHash,
+        ) -> Result<Option<OwnedValue>, AnchoringError> {
+            self.inner.value(version, key_hash)
+        }
+
+        fn write(&self, update: &TreeUpdate) -> Result<(), AnchoringError> {
+            self.inner.write(update)
+        }
+    }
+
+    /// A panic below the insert carries on to its caller whichever thread
+    /// meets it (the calling one takes the root's first children, another
+    /// the last), as it does on one thread: it does not become an error.
+    #[test]
+    fn a_panic_on_any_thread_of_the_insert_reaches_its_caller() {
+        let keys = |version: u8| -> Vec<(KeyHash, OwnedValue)> {
+            (0..3_000u32)
+                .map(|i| {
+                    let k = Hash::domain("panic test", &i.to_be_bytes());
+                    (KeyHash(k.0), vec![version])
+                })
+                .collect()
+        };
+        for nibble in [0, 15] {
+            for threads in [1, 2] {
+                let store = PanicsUnder {
+                    inner: MemoryTreeStore::default(),
+                    nibble,
+                };
+                let (_, first) = insert_on(&store.inner, keys(0), 0, 1).unwrap();
+                store.write(&first).unwrap();
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    insert_on(&store, keys(1), 1, threads)
+                }));
+                let panic = outcome.expect_err("the insert returned instead of panicking");
+                let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+                assert_eq!(
+                    message,
+                    format!("a node under child {nibble} asked for"),
+                    "{threads} threads"
+                );
+            }
+        }
+    }
+
     /// Versions of [`clustered_versions`]' keys and of keys drawn from
     /// all 256 bits, mixed: the first share long prefixes, the others
     /// branch at every level and fill the root's sixteen slots.
