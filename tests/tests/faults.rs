@@ -357,6 +357,20 @@ fn a_validator_down_for_many_blocks_catches_up() {
     // And it follows from there on.
     net.wait_height(&[3], target + 3, T);
     net.same_blocks(&[0, 1, 2, 3]);
+    // Its metrics count the blocks it caught up on, each executed (or
+    // built) before it was committed.
+    let metrics = net.api(3).metrics().unwrap();
+    let sample = |name: &str| *metrics.get(name).unwrap_or_else(|| panic!("no {name}"));
+    let committed = sample("cairn_block_commit_total");
+    assert!(committed >= missed as f64, "{metrics:?}");
+    assert!(
+        sample("cairn_block_execute_total") + sample("cairn_block_build_total") >= committed,
+        "{metrics:?}"
+    );
+    assert!(
+        sample("cairn_block_commit_seconds_total") > 0.0,
+        "{metrics:?}"
+    );
 }
 
 #[test]
