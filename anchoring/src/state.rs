@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 use std::sync::{PoisonError, RwLock};
 
 use cairn_genesis::{Domain, Hash};
-use jmt::storage::{LeafNode, NibblePath, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
+use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
 use jmt::{KeyHash, OwnedValue, Version};
 
-use crate::state_tree::insert;
 pub use crate::state_tree::{Child, InternalNode, TreeNode, TreeStore, TreeUpdate, value_hash};
+use crate::state_tree::{insert, root_key};
 use crate::{AnchoringError, StateKey};
 
 /// Domain of the state tree's value hashes, and of any message to
@@ -285,7 +285,7 @@ impl<S: TreeStore + Sync> AuthenticatedState<S> {
 
     /// The root at `version`.
     pub fn root(&self, version: Version) -> Result<Hash, AnchoringError> {
-        let key = NodeKey::new(version, NibblePath::from_iter(std::iter::empty()));
+        let key = root_key(version);
         match self.store.node(&key)? {
             Some(root) => Ok(Hash(root.hash())),
             None => Err(AnchoringError::Storage(format!(
@@ -745,10 +745,7 @@ pub(crate) mod tests {
                 .into_iter()
                 .collect();
             if let Some(previous) = version.checked_sub(1) {
-                let root = many.node(&NodeKey::new(
-                    previous,
-                    NibblePath::from_iter(std::iter::empty()),
-                ));
+                let root = many.node(&root_key(previous));
                 if matches!(root, Ok(Some(TreeNode::Internal(_)))) && !set.is_empty() {
                     shared_out += 1;
                 }

@@ -17,11 +17,11 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_genesis::Hash;
 use jmt::proof::SparseMerkleProof;
-use jmt::storage::{NibblePath, NodeKey};
+use jmt::storage::NodeKey;
 use jmt::{KeyHash, OwnedValue, SimpleHasher, Version};
 
 use crate::state::{StateHasher, internal_hash, leaf_hash};
-use crate::state_tree::{PLACEHOLDER, TreeNode, TreeStore, nibble};
+use crate::state_tree::{PLACEHOLDER, TreeNode, TreeStore, nibble, root_key};
 use crate::{AnchoringError, StateKey};
 /// Deepest path in a tree of 256-bit key hashes.
 const MAX_DEPTH: usize = 256;
@@ -115,7 +115,7 @@ impl StateProof {
     ) -> Result<(Option<OwnedValue>, StateProof), AnchoringError> {
         // Top-down; `None` is an empty subtree.
         let mut path: Vec<Option<[u8; 32]>> = Vec::new();
-        let mut node_key = NodeKey::new(version, NibblePath::from_iter(std::iter::empty()));
+        let mut node_key = root_key(version);
         for depth in 0..=MAX_DEPTH / 4 {
             let node = reader.node(&node_key)?;
             let leaf = match node {

@@ -109,6 +109,11 @@ pub(crate) fn nibble(key_hash: &[u8; 32], index: usize) -> u8 {
     }
 }
 
+/// The key of a version's root: the version and the empty path.
+pub(crate) fn root_key(version: Version) -> NodeKey {
+    NodeKey::new(version, NibblePath::from_iter(std::iter::empty()))
+}
+
 /// The path of a key hash's first `depth` nibbles.
 fn key_path(key_hash: &[u8; 32], depth: usize) -> NibblePath {
     (0..depth).map(|i| nibble(key_hash, i).into()).collect()
@@ -377,7 +382,6 @@ pub(crate) fn insert_on<S: TreeStore + Sync + ?Sized>(
         nodes: Vec::new(),
         stale: Vec::new(),
     };
-    let root_key = |version| NodeKey::new(version, NibblePath::from_iter(std::iter::empty()));
     let previous = match version.checked_sub(1) {
         None => TreeNode::Null,
         Some(previous) => {
