@@ -42,6 +42,11 @@ pub struct Metrics {
     pub commit: Timing,
 }
 
+/// The steps of a height the node counts and times, by the names their
+/// metrics take: `cairn_block_{step}_total` and
+/// `cairn_block_{step}_seconds_total`.
+pub const BLOCK_STEPS: [&str; 3] = ["build", "execute", "commit"];
+
 /// How many times a step of a height ran, and how long it took in all.
 #[derive(Default)]
 pub struct Timing {
@@ -170,19 +175,14 @@ impl Metrics {
             );
         }
         let steps = [
-            ("build", "built to propose", &self.build),
+            ("built to propose", &self.build),
             (
-                "execute",
                 "proposed by others (or decided by a quorum) and executed, valid or not",
                 &self.execute,
             ),
-            (
-                "commit",
-                "committed: the block and its state written",
-                &self.commit,
-            ),
+            ("committed: the block and its state written", &self.commit),
         ];
-        for (step, what, timing) in steps {
+        for (step, (what, timing)) in BLOCK_STEPS.into_iter().zip(steps) {
             let _ = writeln!(
                 out,
                 "# HELP cairn_block_{step}_total Blocks {what} since the node started.\n\
@@ -206,17 +206,9 @@ mod tests {
 
     use super::*;
 
-    /// The value of the sample `name` in a text exposition.
-    fn sample(text: &str, name: &str) -> f64 {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-            .unwrap_or_else(|| panic!("no sample {name} in\n{text}"))
-            .parse()
-            .unwrap()
-    }
-
     /// Each step's count and seconds add up what was recorded, each under
-    /// its own name, with its help and type.
+    /// its own name, with its help and type, in an exposition that parses
+    /// whole.
     #[test]
     fn block_steps_render_their_counts_and_seconds() {
         let metrics = Metrics::default();
@@ -229,15 +221,17 @@ mod tests {
         metrics.execute.record(ago(20));
         metrics.execute.record(ago(20));
         let text = metrics.render(0, 0);
-        assert_eq!(sample(&text, "cairn_block_build_total"), 1.0);
-        assert_eq!(sample(&text, "cairn_block_execute_total"), 2.0);
-        assert_eq!(sample(&text, "cairn_block_commit_total"), 0.0);
-        let build = sample(&text, "cairn_block_build_seconds_total");
-        let execute = sample(&text, "cairn_block_execute_seconds_total");
+        let samples = cairn_devnet::client::parse_metrics(&text).unwrap();
+        let sample = |name: &str| samples[name];
+        assert_eq!(sample("cairn_block_build_total"), 1.0);
+        assert_eq!(sample("cairn_block_execute_total"), 2.0);
+        assert_eq!(sample("cairn_block_commit_total"), 0.0);
+        let build = sample("cairn_block_build_seconds_total");
+        let execute = sample("cairn_block_execute_seconds_total");
         assert!((0.030..1.0).contains(&build), "{build}");
         assert!((0.040..1.0).contains(&execute), "{execute}");
-        assert_eq!(sample(&text, "cairn_block_commit_seconds_total"), 0.0);
-        for step in ["build", "execute", "commit"] {
+        assert_eq!(sample("cairn_block_commit_seconds_total"), 0.0);
+        for step in BLOCK_STEPS {
             for name in [
                 format!("cairn_block_{step}_total"),
                 format!("cairn_block_{step}_seconds_total"),

@@ -124,14 +124,8 @@ fn four_validators_finalize_a_transaction_everywhere_and_serve_verifiable_bundle
     assert!(metrics.contains("cairn_transactions_total 2"), "{metrics}");
     // Every block it committed, it built or executed first, and writing
     // them took time.
-    let sample = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
-            .parse()
-            .unwrap()
-    };
+    let samples = cairn_devnet::client::parse_metrics(&metrics).unwrap();
+    let sample = |name: &str| *samples.get(name).unwrap_or_else(|| panic!("no {name}"));
     let committed = sample("cairn_block_commit_total");
     assert!(committed >= 2.0, "{metrics}");
     assert!(
