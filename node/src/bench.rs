@@ -412,9 +412,10 @@ pub fn growth(
         let writes = executed.node_writes();
         let certificate = setup.certify(&executed.block.header);
         let start = Instant::now();
-        chain.commit(&executed, &certificate)?;
+        let commitments = executed.commitments;
+        chain.commit(executed, &certificate)?;
         let commit = start.elapsed();
-        anchored += executed.commitments;
+        anchored += commitments;
         window.blocks += 1;
         window.build += build;
         window.execute += execute;
@@ -423,8 +424,8 @@ pub fn growth(
         window.node_bytes += writes.bytes;
         let due = report_at
             .iter()
-            .any(|&at| anchored >= at && anchored - executed.commitments < at);
-        if anchored % 1_000_000 < executed.commitments {
+            .any(|&at| anchored >= at && anchored - commitments < at);
+        if anchored % 1_000_000 < commitments {
             // A long run says where it is (stderr: the table stays clean).
             eprintln!(
                 "  {anchored} credentials: last block built in {:.0} ms, re-executed in {:.0} ms, committed in {:.0} ms",

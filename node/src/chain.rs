@@ -276,7 +276,7 @@ impl Chain {
                     ),
                 },
             )?;
-            self.store.write_state(&executed.nodes)?;
+            self.store.write_state(executed.nodes)?;
             self.state.mark_written(height);
             self.height = height;
             self.last_header = Some(block.header);
@@ -536,12 +536,13 @@ impl Chain {
         Ok(self.state.prepare(height, &outcome.changes)?)
     }
 
-    /// Commits an executed block with its certificate ([`Store::commit_block`]).
+    /// Commits an executed block with its certificate
+    /// ([`Store::commit_block`]), and gives the block back.
     pub fn commit(
         &mut self,
-        executed: &Executed,
+        executed: Executed,
         certificate: &CommitCertificate,
-    ) -> Result<(), NodeError> {
+    ) -> Result<Block, NodeError> {
         let header = &executed.block.header;
         if certificate.value != header.value_id() || certificate.height.0 != header.height {
             return Err(NodeError::InvalidCertificate(format!(
@@ -552,13 +553,14 @@ impl Chain {
             )));
         }
         let compact = self.compact(certificate)?;
-        self.store
-            .commit_block(&executed.block, certificate, &executed.nodes)?;
+        let Executed { block, nodes, .. } = executed;
+        self.store.commit_block(&block, certificate, nodes)?;
+        let header = &block.header;
         self.state.mark_written(header.height);
         self.height = header.height;
         self.last_header = Some(header.clone());
         self.last_certificate = Some(compact);
-        Ok(())
+        Ok(block)
     }
 
     /// The value of `key` in the committed state, decoded.
@@ -714,9 +716,8 @@ mod tests {
             .build(vec![first.clone()], Timestamp::now(), setup.proposer())
             .unwrap();
         assert!(refused.is_empty(), "{refused:?}");
-        chain
-            .commit(&executed, &setup.certify(&executed.block.header))
-            .unwrap();
+        let certificate = setup.certify(&executed.block.header);
+        chain.commit(executed, &certificate).unwrap();
         let replay = AnchoringError::Replay { tx: first.id() };
         for reopened in [false, true] {
             if reopened {
@@ -781,7 +782,7 @@ mod tests {
                         .unwrap();
                     assert!(refused.is_empty(), "{refused:?}");
                     let certificate = setup.certify(&executed.block.header);
-                    chain.commit(&executed, &certificate).unwrap();
+                    chain.commit(executed.clone(), &certificate).unwrap();
                     (executed, certificate)
                 })
                 .collect();
@@ -812,7 +813,7 @@ mod tests {
         let (blocks, open) = (&built.blocks, || built.open());
         let mut chain = open().unwrap();
         for (executed, certificate) in &blocks[..3] {
-            chain.commit(executed, certificate).unwrap();
+            chain.commit(executed.clone(), certificate).unwrap();
         }
         for (executed, certificate) in &blocks[3..6] {
             chain
@@ -827,14 +828,14 @@ mod tests {
         );
         let (seventh, certificate) = &blocks[6];
         assert!(matches!(
-            store.commit_block(&seventh.block, certificate, &seventh.nodes),
+            store.commit_block(&seventh.block, certificate, seventh.nodes.clone()),
             Err(NodeError::Anchoring(AnchoringError::StateVersion {
                 version: 7,
                 next: 4
             }))
         ));
         assert!(matches!(
-            store.write_state(&seventh.nodes),
+            store.write_state(seventh.nodes.clone()),
             Err(NodeError::Anchoring(AnchoringError::StateVersion {
                 version: 7,
                 next: 4
@@ -876,7 +877,7 @@ mod tests {
         );
         // The state is not written ahead of its block.
         assert!(matches!(
-            chain.store().write_state(&seventh.nodes),
+            chain.store().write_state(seventh.nodes.clone()),
             Err(NodeError::StateAhead {
                 version: 7,
                 committed: 6
@@ -886,7 +887,7 @@ mod tests {
             .execute(&seventh.block, &|_| false, None)
             .unwrap()
             .unwrap();
-        chain.commit(&executed, certificate).unwrap();
+        chain.commit(executed, certificate).unwrap();
         assert_eq!(
             chain.state.root(7).unwrap(),
             seventh.block.header.state_root
@@ -908,7 +909,7 @@ mod tests {
         let (blocks, open) = (&built.blocks, || built.open().unwrap());
         let mut chain = open();
         for (executed, certificate) in &blocks[..2] {
-            chain.commit(executed, certificate).unwrap();
+            chain.commit(executed.clone(), certificate).unwrap();
         }
         let store = chain.store().clone();
         let meta = store.cf(crate::store::META).unwrap();
@@ -942,7 +943,7 @@ mod tests {
         let blocks = &built.blocks;
         let mut chain = built.open().unwrap();
         let store = chain.store().clone();
-        chain.commit(&blocks[0].0, &blocks[0].1).unwrap();
+        chain.commit(blocks[0].0.clone(), &blocks[0].1).unwrap();
         for (executed, certificate) in &blocks[1..] {
             store.record_block(&executed.block, certificate).unwrap();
         }

@@ -683,11 +683,12 @@ impl Driver {
     ) -> Result<Vec<Effect>, NodeError> {
         let height = executed.block.header.height;
         let txs = executed.block.transactions.len();
+        let commitments = executed.commitments;
         let started = Instant::now();
-        let oldest = {
+        let (block, oldest) = {
             let mut chain = write(&self.shared.chain);
-            chain.commit(&executed, &certificate)?;
-            chain.store().oldest_state_version()
+            let block = chain.commit(executed, &certificate)?;
+            (block, chain.store().oldest_state_version())
         };
         self.shared.metrics.commit.record(started);
         let now = Instant::now();
@@ -699,14 +700,14 @@ impl Driver {
             now.duration_since(self.last_commit).as_millis() as u64,
         );
         add(&metrics.transactions, txs as u64);
-        add(&metrics.commitments, executed.commitments);
+        add(&metrics.commitments, commitments);
         self.last_commit = now;
         self.decided = Some(Decided {
             height: certificate.height,
             round: certificate.round,
             value: certificate.value,
         });
-        self.last_block_time = Some(executed.block.header.time);
+        self.last_block_time = Some(block.header.time);
         info!(
             height,
             round = certificate.round.0,
@@ -716,14 +717,13 @@ impl Driver {
             certificate.value.0
         );
         {
-            let ids: Vec<_> = executed.block.transactions.iter().map(|t| t.id()).collect();
+            let ids: Vec<_> = block.transactions.iter().map(|t| t.id()).collect();
             let mut pool = lock(&self.shared.mempool);
             pool.remove_committed(ids.iter());
             if !pool.is_empty() {
                 // Only what this block can have changed: the credentials it
                 // touched, and the heights transactions expire at.
-                let touched: std::collections::HashSet<cairn_anchoring::Commitment> = executed
-                    .block
+                let touched: std::collections::HashSet<cairn_anchoring::Commitment> = block
                     .transactions
                     .iter()
                     .flat_map(|t| t.tx.action.commitments())

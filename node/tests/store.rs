@@ -78,7 +78,7 @@ fn blocks_and_state_commit_and_survive_a_reopen() {
             transactions: vec![],
         };
         store
-            .commit_block(&block, &certificate(height), &nodes)
+            .commit_block(&block, &certificate(height), nodes)
             .unwrap();
         state.mark_written(height);
         roots.push(root);
@@ -92,7 +92,7 @@ fn blocks_and_state_commit_and_survive_a_reopen() {
                 transactions: vec![]
             },
             &certificate(9),
-            &nodes
+            nodes.clone()
         ),
         Err(NodeError::OutOfOrder {
             height: 9,
@@ -111,7 +111,7 @@ fn blocks_and_state_commit_and_survive_a_reopen() {
                 transactions: vec![]
             },
             &certificate(4),
-            &other_version
+            other_version
         ),
         Err(NodeError::Anchoring(
             cairn_anchoring::AnchoringError::StateVersion {
@@ -257,7 +257,7 @@ fn a_state_tree_other_than_the_blocks_is_refused() {
             header: block_header,
             transactions: vec![],
         };
-        store.commit_block(&block, &certificate(1), &nodes).unwrap();
+        store.commit_block(&block, &certificate(1), nodes).unwrap();
         assert_eq!(store.oldest_state_version(), keep);
         assert_eq!(state.root(0).is_ok(), keep == 0);
         let err = match cairn_node::chain::Chain::open(store.clone(), genesis.clone()) {

@@ -177,6 +177,14 @@ pub(crate) fn encode<T: BorshSerialize>(value: &T) -> Vec<u8> {
     borsh::to_vec(value).unwrap_or_default()
 }
 
+/// [`encode`], appended to `out`.
+pub(crate) fn encode_into<T: BorshSerialize>(out: &mut Vec<u8>, value: &T) {
+    let start = out.len();
+    if value.serialize(out).is_err() {
+        out.truncate(start);
+    }
+}
+
 /// Bits per key of the bloom filters on the state tree's families.
 const BLOOM_BITS_PER_KEY: f64 = 10.0;
 
@@ -433,7 +441,7 @@ impl Store {
         &self,
         block: &Block,
         certificate: &CommitCertificate,
-        tree: &TreeUpdate,
+        tree: TreeUpdate,
     ) -> Result<(), NodeError> {
         let height = block.header.height;
         self.check_next(height)?;
@@ -516,7 +524,7 @@ impl Store {
     /// [`Store::commit_block`], and at open to replay the blocks a crash
     /// left above the tree. The version must be the tree's next, at most
     /// the committed height.
-    pub fn write_state(&self, tree: &TreeUpdate) -> Result<(), NodeError> {
+    pub fn write_state(&self, tree: TreeUpdate) -> Result<(), NodeError> {
         let next = self.state_version() + 1;
         let committed = self.committed_height()?;
         if tree.version != next {
@@ -535,10 +543,10 @@ impl Store {
     }
 
     /// [`Store::write_state`]'s write, its checks made.
-    fn write_version(&self, tree: &TreeUpdate) -> Result<(), NodeError> {
+    fn write_version(&self, tree: TreeUpdate) -> Result<(), NodeError> {
         let height = tree.version;
         let mut batch = WriteBatch::default();
-        tree::add_to_batch(self, &mut batch, tree)?;
+        tree::add_to_batch(self, &mut batch, &tree)?;
         let pruned = self.prune(&mut batch, height, &tree.stale)?;
         if pruned != Some(height) {
             batch.put_cf(
@@ -550,7 +558,7 @@ impl Store {
         batch.put_cf(self.cf(META)?, STATE_VERSION_KEY, height.to_be_bytes());
         self.db.write_opt(batch, &unlogged())?;
         self.unflushed.store(true, Ordering::Relaxed);
-        self.top_nodes.written(tree);
+        self.top_nodes.written(tree.nodes);
         self.state_version.store(height, Ordering::Relaxed);
         if let Some(oldest) = pruned {
             self.oldest_state_version.store(oldest, Ordering::Relaxed);
@@ -603,7 +611,7 @@ impl Store {
             tree.version.to_be_bytes(),
         );
         self.db.write_opt(batch, &synced())?;
-        self.top_nodes.written(tree);
+        self.top_nodes.written(tree.nodes.clone());
         self.state_version.store(tree.version, Ordering::Relaxed);
         Ok(())
     }
@@ -828,7 +836,7 @@ mod tests {
                 };
                 let (root, update) = state.prepare(height, &changes).unwrap();
                 let (block, certificate) = empty_block(height, root);
-                store.commit_block(&block, &certificate, &update).unwrap();
+                store.commit_block(&block, &certificate, update).unwrap();
                 state.mark_written(height);
                 let mut values = self.states.last().unwrap().1.clone();
                 values.extend(changes);

@@ -45,33 +45,43 @@ const WHAT: &str = "state tree node";
 
 /// A node as `tree_nodes` stores it.
 pub(crate) fn encode_node(node: &TreeNode) -> Vec<u8> {
+    let capacity = match node {
+        TreeNode::Null => 1,
+        TreeNode::Leaf { .. } => 65,
+        TreeNode::Internal(internal) => 5 + 40 * internal.bitmaps().0.count_ones() as usize,
+    };
+    let mut out = Vec::with_capacity(capacity);
+    encode_node_into(&mut out, node);
+    out
+}
+
+/// [`encode_node`], appended to `out`: a block's thousands of nodes go
+/// through one buffer instead of an allocation each.
+pub(crate) fn encode_node_into(out: &mut Vec<u8>, node: &TreeNode) {
     let internal = match node {
-        TreeNode::Null => return vec![BORSH_NULL],
+        TreeNode::Null => return out.push(BORSH_NULL),
         TreeNode::Leaf {
             key_hash,
             value_hash,
         } => {
-            let mut out = Vec::with_capacity(65);
             out.push(BORSH_LEAF);
             out.extend_from_slice(key_hash);
             out.extend_from_slice(value_hash);
-            return out;
+            return;
         }
         TreeNode::Internal(internal) => internal,
     };
     let (children, leaves) = internal.bitmaps();
-    let mut out = Vec::with_capacity(5 + 40 * children.count_ones() as usize);
     out.push(COMPACT_INTERNAL);
     out.extend_from_slice(&children.to_le_bytes());
     out.extend_from_slice(&leaves.to_le_bytes());
     for (_, child, leaf) in internal.children() {
         out.extend_from_slice(&child.hash);
-        put_varint(&mut out, child.version);
+        put_varint(out, child.version);
         if !leaf {
-            put_varint(&mut out, child.leaf_count);
+            put_varint(out, child.leaf_count);
         }
     }
-    out
 }
 
 /// A node from the bytes `tree_nodes` holds: the compact encoding of an

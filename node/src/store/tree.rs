@@ -8,8 +8,8 @@ use jmt::storage::NodeKey;
 use jmt::{KeyHash, OwnedValue, Version};
 use rocksdb::{DB, DBRawIteratorWithThreadMode, ReadOptions, WriteBatch};
 
-use super::node_codec::{decode_node, encode_node};
-use super::{Store, TREE_NODES, TREE_VALUES, decode, encode};
+use super::node_codec::{decode_node, encode_node, encode_node_into};
+use super::{Store, TREE_NODES, TREE_VALUES, decode, encode, encode_into};
 use crate::NodeError;
 
 /// The state tree's [`TreeStore`] over the node's database.
@@ -31,9 +31,18 @@ fn value_key(key_hash: &KeyHash, version: Version) -> [u8; 40] {
 /// them in), then the path's length in nibbles and the nibbles, two to a
 /// byte. Part of the data folder's key layout (`STATE_KEY_LAYOUT`).
 pub(crate) fn node_key(key: &NodeKey) -> Vec<u8> {
+    let mut out = Vec::with_capacity(NODE_KEY_MAX);
+    node_key_into(&mut out, key);
+    out
+}
+
+/// The longest [`node_key`]: the version, the length, 64 nibbles.
+const NODE_KEY_MAX: usize = 9 + 32;
+
+/// [`node_key`], appended to `out`.
+fn node_key_into(out: &mut Vec<u8>, key: &NodeKey) {
     let path = key.nibble_path();
     let nibbles = path.num_nibbles();
-    let mut out = Vec::with_capacity(9 + nibbles.div_ceil(2));
     out.extend_from_slice(&key.version().to_be_bytes());
     // At most 64 nibbles in a 32-byte key hash.
     out.push(nibbles as u8);
@@ -46,7 +55,6 @@ pub(crate) fn node_key(key: &NodeKey) -> Vec<u8> {
         };
         out.push(high << 4 | low);
     }
-    out
 }
 
 /// A version's stale node keys, as `stale_nodes` holds them: each key of
@@ -110,16 +118,18 @@ impl TopNodes {
         }
     }
 
-    /// Takes in the top-level nodes of a version now written to the database.
-    pub(crate) fn written(&self, update: &TreeUpdate) {
+    /// Takes in the top-level nodes of a version now written to the
+    /// database, moved out of its update: the thousands a block rewrites
+    /// near the root are kept without a copy.
+    pub(crate) fn written(&self, nodes: Vec<(NodeKey, TreeNode)>) {
         let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
-        for (key, node) in &update.nodes {
-            if let Some(slot) = TopNodes::slot(key) {
+        for (key, node) in nodes {
+            if let Some(slot) = TopNodes::slot(&key) {
                 let newer = slots[slot]
                     .as_ref()
                     .is_none_or(|(version, _)| *version <= key.version());
                 if newer {
-                    slots[slot] = Some((key.version(), node.clone()));
+                    slots[slot] = Some((key.version(), node));
                 }
             }
         }
@@ -134,16 +144,20 @@ pub(crate) fn add_to_batch(
 ) -> Result<(), NodeError> {
     let node_cf = store.cf(TREE_NODES)?;
     let value_cf = store.cf(TREE_VALUES)?;
-    for (key, node) in &update.nodes {
-        batch.put_cf(node_cf, node_key(key), encode_node(node));
+    // The batch copies each key and value in: one buffer each serves them all.
+    let (mut key, mut bytes) = (Vec::with_capacity(NODE_KEY_MAX), Vec::new());
+    for (node_key, node) in &update.nodes {
+        key.clear();
+        node_key_into(&mut key, node_key);
+        bytes.clear();
+        encode_node_into(&mut bytes, node);
+        batch.put_cf(node_cf, &key, &bytes);
     }
     for (key_hash, value) in &update.values {
         // As an `Option`: the family's layout keeps room for deletions.
-        batch.put_cf(
-            value_cf,
-            value_key(key_hash, update.version),
-            encode(&Some(value)),
-        );
+        bytes.clear();
+        encode_into(&mut bytes, &Some(value));
+        batch.put_cf(value_cf, value_key(key_hash, update.version), &bytes);
     }
     Ok(())
 }
@@ -283,20 +297,16 @@ mod tests {
             key_hash: [byte; 32],
             value_hash: [byte; 32],
         };
-        let update = |nodes: Vec<(NodeKey, TreeNode)>| TreeUpdate {
-            nodes,
-            ..TreeUpdate::default()
-        };
-        top.written(&update(vec![
+        top.written(vec![
             (key(5, &[1, 2]), leaf(5)),
             (key(5, &[1, 2, 3, 4, 5]), leaf(6)),
-        ]));
+        ]);
         assert_eq!(top.get(&key(5, &[1, 2])), Some(leaf(5)));
         assert_eq!(top.get(&key(4, &[1, 2])), None);
         assert_eq!(top.get(&key(5, &[1, 2, 3, 4, 5])), None);
         // A newer node replaces it; an older one, written late, does not.
-        top.written(&update(vec![(key(7, &[1, 2]), leaf(7))]));
-        top.written(&update(vec![(key(6, &[1, 2]), leaf(8))]));
+        top.written(vec![(key(7, &[1, 2]), leaf(7))]);
+        top.written(vec![(key(6, &[1, 2]), leaf(8))]);
         assert_eq!(top.get(&key(7, &[1, 2])), Some(leaf(7)));
         assert_eq!(top.get(&key(5, &[1, 2])), None);
         assert_eq!(top.get(&key(6, &[1, 2])), None);
