@@ -11,7 +11,7 @@
 //! the proposer drops them, and a block that carries one is invalid.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use cairn_anchoring::{
@@ -83,6 +83,64 @@ pub struct Chain {
     catalog: AtHeight<Option<Vec<u8>>>,
     /// Blocks re-executed at open ([`Chain::replayed`]).
     replayed: u64,
+    /// Credentials read as absent from the committed state since.
+    absent: KnownAbsent,
+}
+
+/// Credentials known to be absent from the committed state.
+///
+/// A credential is read at admission, then again when a block with it is
+/// built or executed, by then usually a few heights later: almost always
+/// a new credential, absent both times, and the second reverse seek in
+/// RocksDB (about a microsecond each, with its bloom filters) is as dear
+/// as the first. A key read as absent, under the chain's read lock, is
+/// noted here; every version written to the state takes out the keys it
+/// writes, under the write lock, before it is written. A credential
+/// becomes present only by such a write, so a key noted here is absent
+/// from the committed state whatever the height. Only misses are noted,
+/// and clearing forgets nothing that matters: at [`MAX_KNOWN_ABSENT`]
+/// keys it starts over.
+struct KnownAbsent {
+    keys: Mutex<HashSet<[u8; 32]>>,
+}
+
+/// Most keys [`KnownAbsent`] holds, about 40 MiB of them: more than a
+/// full mempool's commitments.
+const MAX_KNOWN_ABSENT: usize = 1 << 20;
+
+impl KnownAbsent {
+    fn new() -> KnownAbsent {
+        KnownAbsent {
+            keys: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn contains(&self, key: &KeyHash) -> bool {
+        lock(&self.keys).contains(&key.0)
+    }
+
+    /// Notes `key`, just read as absent from the committed state.
+    fn note(&self, key: KeyHash) {
+        let mut keys = lock(&self.keys);
+        if keys.len() >= MAX_KNOWN_ABSENT {
+            keys.clear();
+        }
+        keys.insert(key.0);
+    }
+
+    /// Takes out the keys of a version about to be written.
+    fn written(&mut self, update: &TreeUpdate) {
+        let keys = self
+            .keys
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if keys.is_empty() {
+            return;
+        }
+        for (key, _) in &update.values {
+            keys.remove(&key.0);
+        }
+    }
 }
 
 /// Catalog entries (issuers and credential types, which no transaction
@@ -144,13 +202,32 @@ struct Committed<'a> {
 impl Committed<'_> {
     /// `key`'s value at the chain's height, through this view's reader.
     fn read(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
+        self.read_hash(&KeyHash(key.hash().0))
+    }
+
+    fn read_hash(&self, key: &KeyHash) -> Result<Option<Vec<u8>>, AnchoringError> {
         let chain = self.chain;
         let mut values = self.values.borrow_mut();
         let reader = match &mut *values {
             Some(reader) => reader,
             none => none.insert(ValueReader::new(&chain.store)?),
         };
-        Ok(reader.get(&KeyHash(key.hash().0), chain.height)?)
+        Ok(reader.get(key, chain.height)?)
+    }
+
+    /// A credential's record, absent without a read if it was read as
+    /// absent before ([`KnownAbsent`]).
+    fn credential(&self, key: &StateKey) -> Result<Option<Vec<u8>>, AnchoringError> {
+        let hash = KeyHash(key.hash().0);
+        let absent = &self.chain.absent;
+        if absent.contains(&hash) {
+            return Ok(None);
+        }
+        let value = self.read_hash(&hash)?;
+        if value.is_none() {
+            absent.note(hash);
+        }
+        Ok(value)
     }
 }
 
@@ -161,7 +238,7 @@ impl StateView for Committed<'_> {
                 let chain = self.chain;
                 chain.catalog.get_or(chain.height, key, || self.read(key))
             }
-            StateKey::Credential(_) => self.read(key),
+            StateKey::Credential(_) => self.credential(key),
         }
     }
 
@@ -241,6 +318,7 @@ impl Chain {
             catalog_proofs: AtHeight::new(),
             catalog: AtHeight::new(),
             replayed: 0,
+            absent: KnownAbsent::new(),
         };
         chain.replay(height)?;
         if height > 0 {
@@ -276,6 +354,7 @@ impl Chain {
                     ),
                 },
             )?;
+            self.absent.written(&executed.nodes);
             self.store.write_state(executed.nodes)?;
             self.state.mark_written(height);
             self.height = height;
@@ -554,6 +633,7 @@ impl Chain {
         }
         let compact = self.compact(certificate)?;
         let Executed { block, nodes, .. } = executed;
+        self.absent.written(&nodes);
         self.store.commit_block(&block, certificate, nodes)?;
         let header = &block.header;
         self.state.mark_written(header.height);
@@ -698,26 +778,126 @@ mod tests {
     use super::*;
     use crate::bench::GrowthChain;
 
+    /// A chain of four validators in a folder of its own.
+    struct Fresh {
+        dir: tempfile::TempDir,
+        setup: GrowthChain,
+    }
+
+    impl Fresh {
+        fn new() -> Fresh {
+            let dir = tempfile::tempdir().unwrap();
+            let setup = GrowthChain::new(dir.path(), 4).unwrap();
+            Fresh { dir, setup }
+        }
+
+        /// Builds the next block of `tx` alone, which must apply, and
+        /// commits it.
+        fn build_and_commit(&self, chain: &mut Chain, tx: &SignedTransaction) {
+            let (executed, refused) = chain
+                .build(vec![tx.clone()], Timestamp::now(), self.setup.proposer())
+                .unwrap();
+            assert!(refused.is_empty(), "{refused:?}");
+            let certificate = self.setup.certify(&executed.block.header);
+            chain.commit(executed, &certificate).unwrap();
+        }
+
+        /// The folder's chain, opened (again).
+        fn open(&self) -> Chain {
+            let store = Store::open(&self.dir.path().join("data"), self.setup.genesis.hash());
+            Chain::open(store.unwrap(), self.setup.genesis.clone()).unwrap()
+        }
+    }
+
+    /// A credential read as absent (at admission, or while a block is
+    /// built, executed or replayed) is present once a block anchoring it
+    /// is committed or replayed: a second anchor of it is refused at
+    /// admission, left out of a build, and makes a block carrying it
+    /// invalid.
+    #[test]
+    fn a_credential_read_as_absent_is_present_once_written() {
+        let fresh = Fresh::new();
+        let (setup, open) = (&fresh.setup, || fresh.open());
+        // The same three commitments (nonce 7), in two transactions.
+        let (first, again) = (setup.anchor(7, 1, 3), setup.anchor(7, 2, 3));
+        let anchored = |tx: &SignedTransaction| AnchoringError::AlreadyAnchored {
+            commitment: tx.tx.action.commitments().next().unwrap(),
+        };
+        let refused_everywhere = |chain: &Chain, tx: &SignedTransaction| {
+            let error = anchored(tx);
+            let verdicts = chain.check_transactions(&[tx], Timestamp::now()).unwrap();
+            assert_eq!(verdicts, vec![Err(error.clone())]);
+            let (built, refused) = chain
+                .build(vec![tx.clone()], Timestamp::now(), setup.proposer())
+                .unwrap();
+            assert_eq!(refused, vec![(tx.clone(), error.clone())]);
+            let mut block = built.block;
+            block.transactions = vec![tx.clone()];
+            block.header.transactions_root = transactions_root(&block.transactions);
+            block.header.transaction_count = 1;
+            match chain.execute(&block, &|_| true, None).unwrap() {
+                Err(InvalidBlock(reason)) => {
+                    assert_eq!(reason, format!("transaction 0 is refused: {error}"))
+                }
+                Ok(_) => panic!("a block anchoring a credential again was accepted"),
+            }
+        };
+        let mut chain = open();
+        // Both read as absent, more than once.
+        for _ in 0..2 {
+            assert_eq!(
+                chain
+                    .check_transactions(&[&first, &again], Timestamp::now())
+                    .unwrap(),
+                vec![Ok(()), Ok(())]
+            );
+        }
+        fresh.build_and_commit(&mut chain, &first);
+        refused_everywhere(&chain, &again);
+
+        // A block committed but whose state a crash lost is replayed at
+        // open, after its credentials were read as absent there.
+        let (later, later_again) = (setup.anchor(9, 3, 2), setup.anchor(9, 4, 2));
+        let (executed, _) = chain
+            .build(vec![later.clone()], Timestamp::now(), setup.proposer())
+            .unwrap();
+        let certificate = setup.certify(&executed.block.header);
+        chain
+            .store()
+            .record_block(&executed.block, &certificate)
+            .unwrap();
+        drop(chain);
+        let chain = open();
+        assert_eq!(chain.replayed(), 1);
+        refused_everywhere(&chain, &later_again);
+        refused_everywhere(&chain, &again);
+    }
+
+    /// Past its bound, the set of absent keys starts over rather than
+    /// grow, and a key noted since is there.
+    #[test]
+    fn the_known_absent_keys_stay_within_their_bound() {
+        let absent = KnownAbsent::new();
+        let key = |i: usize| KeyHash(Hash::domain("absent test", &i.to_be_bytes()).0);
+        for i in 0..=MAX_KNOWN_ABSENT {
+            absent.note(key(i));
+        }
+        let held = lock(&absent.keys).len();
+        assert_eq!(held, 1, "{held} keys held");
+        assert!(absent.contains(&key(MAX_KNOWN_ABSENT)) && !absent.contains(&key(0)));
+    }
+
     /// The replay rule reads the transaction index: a transaction of a
     /// committed block is refused when it comes again, at admission, when
     /// this node builds a block, and in a block another proposer built,
     /// also after a restart.
     #[test]
     fn a_committed_transaction_is_refused_when_it_comes_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let setup = GrowthChain::new(dir.path(), 4).unwrap();
-        let open = || {
-            let store = Store::open(&dir.path().join("data"), setup.genesis.hash()).unwrap();
-            Chain::open(store, setup.genesis.clone()).unwrap()
-        };
+        let fresh = Fresh::new();
+        let (setup, open) = (&fresh.setup, || fresh.open());
         let mut chain = open();
         let first = setup.anchor(1, 1, 3);
-        let (executed, refused) = chain
-            .build(vec![first.clone()], Timestamp::now(), setup.proposer())
-            .unwrap();
-        assert!(refused.is_empty(), "{refused:?}");
-        let certificate = setup.certify(&executed.block.header);
-        chain.commit(executed, &certificate).unwrap();
+        fresh.build_and_commit(&mut chain, &first);
         let replay = AnchoringError::Replay { tx: first.id() };
         for reopened in [false, true] {
             if reopened {
