@@ -83,7 +83,8 @@ pub struct Chain {
     catalog: AtHeight<Option<Vec<u8>>>,
     /// Blocks re-executed at open ([`Chain::replayed`]).
     replayed: u64,
-    /// Credentials read as absent from the committed state since.
+    /// Credentials read as absent from the committed state, and written
+    /// by no version since.
     absent: KnownAbsent,
 }
 
@@ -93,21 +94,26 @@ pub struct Chain {
 /// built or executed, by then usually a few heights later: almost always
 /// a new credential, absent both times, and the second reverse seek in
 /// RocksDB (about a microsecond each, with its bloom filters) is as dear
-/// as the first. A key read as absent, under the chain's read lock, is
-/// noted here; every version written to the state takes out the keys it
-/// writes, under the write lock, before it is written. A credential
-/// becomes present only by such a write, so a key noted here is absent
-/// from the committed state whatever the height. Only misses are noted,
-/// and clearing forgets nothing that matters: at [`MAX_KNOWN_ABSENT`]
-/// keys it starts over.
+/// as the first. A key read as absent through a [`Committed`] view is
+/// noted here, and every version written to the state (a commit, a
+/// replay) takes out the keys it writes before it is written. A view
+/// borrows the chain and a write needs it mutably, so no write falls
+/// between a read and its note; a credential becomes present only by
+/// such a write, so a key noted here is absent from the committed state
+/// whatever the height. Only misses are noted, and forgetting them is
+/// always safe: past [`MAX_KNOWN_ABSENT`] keys the set starts over.
+/// A block from sync, or after a restart, finds its credentials not
+/// noted, and reads them.
 struct KnownAbsent {
     keys: Mutex<HashSet<[u8; 32]>>,
 }
 
-/// Most keys [`KnownAbsent`] holds, about 40 MiB of them: more than a
-/// full mempool's commitments.
-const MAX_KNOWN_ABSENT: usize = 1 << 20;
-
+/// Most keys [`KnownAbsent`] holds: seven eighths of 2^20, the most a
+/// hash set of 2^20 slots takes, about 33 MiB, which the set keeps once
+/// it has grown to it. The default mempool holds at most 100 000
+/// commitments; a mempool configured for more than this starts the set
+/// over more often, which only costs reads.
+const MAX_KNOWN_ABSENT: usize = (1 << 20) / 8 * 7;
 impl KnownAbsent {
     fn new() -> KnownAbsent {
         KnownAbsent {
@@ -856,7 +862,9 @@ mod tests {
         refused_everywhere(&chain, &again);
 
         // A block committed but whose state a crash lost is replayed at
-        // open, after its credentials were read as absent there.
+        // open, after its credentials were read as absent there (this
+        // build, only to make the block, notes them in a chain then
+        // dropped).
         let (later, later_again) = (setup.anchor(9, 3, 2), setup.anchor(9, 4, 2));
         let (executed, _) = chain
             .build(vec![later.clone()], Timestamp::now(), setup.proposer())

@@ -437,6 +437,10 @@ impl Store {
     /// with the committed height. An error from the second write leaves
     /// the block committed and the tree behind it: the node must stop and
     /// replay at its next start.
+    ///
+    /// While a [`crate::chain::Chain`] is open over this store, blocks and
+    /// versions go through it ([`crate::chain::Chain::commit`]), which
+    /// keeps its memory of absent credentials right.
     pub fn commit_block(
         &self,
         block: &Block,
@@ -523,7 +527,8 @@ impl Store {
     /// together, so after a crash they hold the same versions). Used by
     /// [`Store::commit_block`], and at open to replay the blocks a crash
     /// left above the tree. The version must be the tree's next, at most
-    /// the committed height.
+    /// the committed height. As for [`Store::commit_block`], a chain open
+    /// over this store writes its versions itself.
     pub fn write_state(&self, tree: TreeUpdate) -> Result<(), NodeError> {
         let next = self.state_version() + 1;
         let committed = self.committed_height()?;
