@@ -114,6 +114,7 @@ struct KnownAbsent {
 /// commitments; a mempool configured for more than this starts the set
 /// over more often, which only costs reads.
 const MAX_KNOWN_ABSENT: usize = (1 << 20) / 8 * 7;
+
 impl KnownAbsent {
     fn new() -> KnownAbsent {
         KnownAbsent {
