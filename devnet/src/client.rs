@@ -155,6 +155,24 @@ pub fn error_text(body: &Value) -> String {
     }
 }
 
+/// The steps of a height a node counts and times, in the names of their
+/// metrics: `cairn_block_{step}_total` (blocks) and
+/// `cairn_block_{step}_seconds_total`.
+pub const BLOCK_STEPS: [&str; 3] = ["build", "execute", "commit"];
+
+/// Each of [`BLOCK_STEPS`]' blocks and seconds so far, from a node's
+/// metrics ([`parse_metrics`]); `None` if one is missing.
+pub fn block_steps(samples: &BTreeMap<String, f64>) -> Option<[(f64, f64); 3]> {
+    let mut totals = [(0.0, 0.0); 3];
+    for (total, step) in totals.iter_mut().zip(BLOCK_STEPS) {
+        *total = (
+            *samples.get(&format!("cairn_block_{step}_total"))?,
+            *samples.get(&format!("cairn_block_{step}_seconds_total"))?,
+        );
+    }
+    Some(totals)
+}
+
 /// The samples of a Prometheus text exposition without labels, as the
 /// node renders it: each line that is not a comment is a name, a space and
 /// a value. A line that is not is returned as the error.
@@ -203,5 +221,21 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// The steps are read in [`BLOCK_STEPS`]' order, and not at all if one
+    /// of their six samples is missing.
+    #[test]
+    fn block_steps_are_read_in_order_or_not_at_all() {
+        let text = "cairn_block_build_total 1\ncairn_block_build_seconds_total 0.1\n\
+                    cairn_block_execute_total 2\ncairn_block_execute_seconds_total 0.2\n\
+                    cairn_block_commit_total 3\ncairn_block_commit_seconds_total 0.3\n";
+        let mut samples = parse_metrics(text).unwrap();
+        assert_eq!(
+            block_steps(&samples),
+            Some([(1.0, 0.1), (2.0, 0.2), (3.0, 0.3)])
+        );
+        samples.remove("cairn_block_commit_seconds_total");
+        assert_eq!(block_steps(&samples), None);
     }
 }

@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use cairn_devnet::client::BLOCK_STEPS;
+
 /// The node's counters and gauges.
 #[derive(Default)]
 pub struct Metrics {
@@ -41,11 +43,6 @@ pub struct Metrics {
     /// it took.
     pub commit: Timing,
 }
-
-/// The steps of a height the node counts and times, by the names their
-/// metrics take: `cairn_block_{step}_total` and
-/// `cairn_block_{step}_seconds_total`.
-pub const BLOCK_STEPS: [&str; 3] = ["build", "execute", "commit"];
 
 /// How many times a step of a height ran, and how long it took in all.
 #[derive(Default)]
@@ -222,15 +219,12 @@ mod tests {
         metrics.execute.record(ago(20));
         let text = metrics.render(0, 0);
         let samples = cairn_devnet::client::parse_metrics(&text).unwrap();
-        let sample = |name: &str| samples[name];
-        assert_eq!(sample("cairn_block_build_total"), 1.0);
-        assert_eq!(sample("cairn_block_execute_total"), 2.0);
-        assert_eq!(sample("cairn_block_commit_total"), 0.0);
-        let build = sample("cairn_block_build_seconds_total");
-        let execute = sample("cairn_block_execute_seconds_total");
+        let [(built, build), (executed, execute), commit] =
+            cairn_devnet::client::block_steps(&samples).unwrap();
+        assert_eq!((built, executed), (1.0, 2.0));
         assert!((0.030..1.0).contains(&build), "{build}");
         assert!((0.040..1.0).contains(&execute), "{execute}");
-        assert_eq!(sample("cairn_block_commit_seconds_total"), 0.0);
+        assert_eq!(commit, (0.0, 0.0));
         for step in BLOCK_STEPS {
             for name in [
                 format!("cairn_block_{step}_total"),

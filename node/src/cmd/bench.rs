@@ -17,7 +17,6 @@ use cairn_devnet::load::{self, LoadOptions, LoadReport};
 use cairn_devnet::supervisor::Supervisor;
 use cairn_genesis::{GenesisDocument, Hash, KeyPair, Timestamp};
 use cairn_node::bench::{TABLE_HEADER, limits, thousands};
-use cairn_node::metrics::BLOCK_STEPS;
 
 use crate::cli::{BenchCommand, NetworkBench};
 
@@ -227,15 +226,7 @@ struct Step {
 
 /// Each step's (count, seconds) in a node's metrics, for [`steps_between`].
 fn step_totals(api: &cairn_devnet::client::Api) -> Option<[(f64, f64); 3]> {
-    let metrics = api.metrics().ok()?;
-    let mut totals = [(0.0, 0.0); 3];
-    for (total, step) in totals.iter_mut().zip(BLOCK_STEPS) {
-        *total = (
-            *metrics.get(&format!("cairn_block_{step}_total"))?,
-            *metrics.get(&format!("cairn_block_{step}_seconds_total"))?,
-        );
-    }
-    Some(totals)
+    cairn_devnet::client::block_steps(&api.metrics().ok()?)
 }
 
 /// The steps run between two readings of [`step_totals`].
