@@ -594,6 +594,21 @@ impl Driver {
         ids.into_iter().filter(|id| pool.contains(id)).collect()
     }
 
+    /// Executes `block` on the committed chain
+    /// ([`crate::chain::Chain::execute`], `now` as there), the signatures
+    /// checked at admission taken as known, and times it.
+    fn execute(
+        &self,
+        block: &Block,
+        now: Option<Timestamp>,
+    ) -> Result<Result<Executed, InvalidBlock>, NodeError> {
+        let started = Instant::now();
+        let known = self.admitted(block);
+        let outcome = read(&self.shared.chain).execute(block, &|id| known.contains(id), now);
+        self.shared.metrics.execute.record(started);
+        outcome
+    }
+
     /// Re-executes a proposed block for the current height (once per block).
     fn judge(&mut self, block: &Block) -> Result<bool, NodeError> {
         let value = block.header.value_id();
@@ -603,15 +618,7 @@ impl Driver {
         {
             return Ok(true);
         }
-        let started = Instant::now();
-        let known = self.admitted(block);
-        let outcome = read(&self.shared.chain).execute(
-            block,
-            &|id| known.contains(id),
-            Some(Timestamp::now()),
-        )?;
-        self.shared.metrics.execute.record(started);
-        match outcome {
+        match self.execute(block, Some(Timestamp::now()))? {
             Ok(executed) => {
                 self.shared.store.keep_proposal(block)?;
                 self.blocks.insert(
@@ -645,12 +652,7 @@ impl Driver {
             }) => executed,
             Some(Candidate { block, .. }) => {
                 // Certified by a quorum: its time was judged by them.
-                let started = Instant::now();
-                let known = self.admitted(&block);
-                let outcome =
-                    read(&self.shared.chain).execute(&block, &|id| known.contains(id), None)?;
-                self.shared.metrics.execute.record(started);
-                match outcome {
+                match self.execute(&block, None)? {
                     Ok(executed) => executed,
                     Err(InvalidBlock(reason)) => {
                         return Err(NodeError::Diverged(format!(
