@@ -376,12 +376,7 @@ pub(crate) fn insert_on<S: TreeStore + Sync + ?Sized>(
         )));
     }
     let hashed: Vec<Pair> = set.iter().map(|(k, v)| (k.0, value_hash(v))).collect();
-    let mut insert = Insert {
-        store,
-        version,
-        nodes: Vec::new(),
-        stale: Vec::new(),
-    };
+    let mut insert = Insert::new(store, version);
     let previous = match version.checked_sub(1) {
         None => TreeNode::Null,
         Some(previous) => {
@@ -448,6 +443,18 @@ fn by_nibble(kvs: &[Pair], depth: usize) -> impl Iterator<Item = (u8, &[Pair])> 
         rest = after;
         Some((n, group))
     })
+}
+
+impl<'a, S: ?Sized> Insert<'a, S> {
+    /// An insert of `version` into `store` that has written nothing yet.
+    fn new(store: &'a S, version: Version) -> Self {
+        Insert {
+            store,
+            version,
+            nodes: Vec::new(),
+            stale: Vec::new(),
+        }
+    }
 }
 
 impl<S: TreeStore + ?Sized> Insert<'_, S> {
@@ -642,12 +649,7 @@ impl<S: TreeStore + Sync + ?Sized> Insert<'_, S> {
         }
         let (store, version, root) = (self.store, self.version, &*node);
         let write = move |run: &[(u8, &[Pair])]| -> Result<Part, AnchoringError> {
-            let mut insert = Insert {
-                store,
-                version,
-                nodes: Vec::new(),
-                stale: Vec::new(),
-            };
+            let mut insert = Insert::new(store, version);
             let mut children = Vec::with_capacity(run.len());
             for &(n, group) in run {
                 let (child, leaf) = insert.child_of(root, n, group, 0)?;
