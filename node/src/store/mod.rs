@@ -174,10 +174,13 @@ fn be_u64(bytes: &[u8], what: &'static str) -> Result<u64, NodeError> {
 }
 
 pub(crate) fn encode<T: BorshSerialize>(value: &T) -> Vec<u8> {
-    borsh::to_vec(value).unwrap_or_default()
+    let mut out = Vec::new();
+    encode_into(&mut out, value);
+    out
 }
 
-/// [`encode`], appended to `out`.
+/// [`encode`], appended to `out`; nothing if borsh refuses the value (a
+/// byte string past 4 GiB, which no bound of the node lets through).
 pub(crate) fn encode_into<T: BorshSerialize>(out: &mut Vec<u8>, value: &T) {
     let start = out.len();
     if value.serialize(out).is_err() {
