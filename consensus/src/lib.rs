@@ -18,9 +18,10 @@
 //! - [`GuardedSigner`] never signs two different messages for one (height,
 //!   round, step), nor anything for an earlier one, and its record is durable
 //!   before a signature leaves (see [`signer`]).
-//! - Every input that changes the state is logged before it is processed and
-//!   the log is durable before effects are returned (see [`wal`]); a replay
-//!   reaches the same state.
+//! - Every input that changes the state is logged before it is processed,
+//!   and the log is written before effects are returned, durably whenever
+//!   it holds a signed message (see [`wal`]); a replay reaches the same
+//!   state.
 //! - A validator's second, different vote or proposal is not counted; it
 //!   becomes [`Evidence`], reported once.
 //!

@@ -15,10 +15,15 @@
 //!
 //! [`Wal::commit`] is called once at the end of every
 //! [`Engine::handle`](crate::Engine::handle), before its effects are
-//! returned: the driver may send messages only after that. A log that loses
-//! unsynced entries in a crash is therefore safe, and the signer's own
-//! durable record ([`crate::signer`]) guards against double signing even if
-//! the log is lost altogether.
+//! returned: the driver may send messages only after that. Entries that
+//! hold a message this node signed must be durable when it returns.
+//! Entries of inputs alone may reach the disk later, if the log is written
+//! in order with what the node does next (its committed blocks), so that a
+//! crash keeps a prefix of both: the node then restarts as if it had
+//! crashed earlier, having sent nothing that depended on the lost part. A
+//! log that loses unsynced entries in a crash is therefore safe, and the
+//! signer's own durable record ([`crate::signer`]) guards against double
+//! signing even if the log is lost altogether.
 //!
 //! # Replay
 //!
@@ -34,7 +39,8 @@
 //!
 //! When the node moves to a new height, [`Wal::reset`] drops the previous
 //! height's entries; the node calls it only after the decided block, its
-//! state and the new height are durably committed.
+//! state and the new height are committed, durably or ahead of the reset
+//! in the same ordered log.
 
 use std::sync::{Arc, Mutex};
 
@@ -61,11 +67,14 @@ pub enum WalEntry {
 pub trait Wal {
     /// Appends an entry (it may be buffered until [`Wal::commit`]).
     fn append(&mut self, entry: &WalEntry) -> Result<(), ConsensusError>;
-    /// Makes every appended entry durable.
+    /// Writes every appended entry: durably if one is a signed message,
+    /// otherwise durably or in order ahead of the node's next writes (see
+    /// the module's documentation).
     fn commit(&mut self) -> Result<(), ConsensusError>;
     /// The entries, oldest first.
     fn entries(&self) -> Result<Vec<WalEntry>, ConsensusError>;
-    /// Drops every entry and starts `height` with a durable `StartHeight`.
+    /// Drops every entry and starts `height` with a `StartHeight`, written
+    /// as [`Wal::commit`] writes entries of inputs.
     fn reset(&mut self, height: Height) -> Result<(), ConsensusError>;
 }
 

@@ -12,7 +12,13 @@
 //! and the new height are committed in one synced write, and its state
 //! after it (replayed from the blocks at the next start if a crash loses
 //! it), before the engine starts the next height (which resets the log).
+//! A run of blocks from block sync is the exception: their commits and
+//! the log's entries of inputs are written in order through RocksDB's log
+//! and synced once at the end of the run (`Store::defer_syncs`), so a crash
+//! keeps a prefix of them; a message the node signs meanwhile is still
+//! synced before it leaves.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -438,11 +444,12 @@ impl Driver {
                 let peer_height = response.height;
                 raise(&self.shared.metrics.peer_height, peer_height);
                 let full = response.blocks.len() as u32 >= MAX_SYNC_BLOCKS;
-                for (block, cert) in response.blocks {
-                    if !self.on_synced(from, block, cert)? {
-                        break;
-                    }
-                }
+                // One sync of RocksDB's log for the run, not three a block
+                // (`Store::defer_syncs` says what a crash can lose).
+                self.shared.store.defer_syncs();
+                let applied = self.apply_synced(from, response.blocks);
+                self.shared.store.sync_deferred()?;
+                applied?;
                 let height = read(&self.shared.chain).height();
                 if full || peer_height > height {
                     self.request_sync(Some(from));
@@ -775,7 +782,22 @@ impl Driver {
         Ok(effects)
     }
 
-    /// A block from sync: applied if it is the next one and its certificate holds.
+    /// Blocks from sync, in order, up to the first that is not applied.
+    fn apply_synced(
+        &mut self,
+        from: PeerId,
+        blocks: Vec<(Block, CommitCertificate)>,
+    ) -> Result<(), NodeError> {
+        for (block, cert) in blocks {
+            if !self.on_synced(from, block, cert)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// A block from sync: applied if it is the next one and its certificate
+    /// holds. The engine checks the certificate, once, before it decides.
     fn on_synced(
         &mut self,
         from: PeerId,
@@ -789,16 +811,13 @@ impl Driver {
         if block.header.height != height + 1 {
             return Ok(false);
         }
-        let chain_id = read(&self.shared.chain).id();
         if cert.value != block.header.value_id() || cert.height.0 != block.header.height {
             warn!(%from, height = block.header.height, "sync: a certificate names another block");
             return Ok(false);
         }
-        if let Err(e) = cert.verify(chain_id, self.engine.validator_set()) {
-            warn!(%from, height = block.header.height, "sync: invalid certificate: {e}");
-            return Ok(false);
-        }
         if let Some(awaited) = self.awaiting_block.take() {
+            // The engine decided this value on a certificate it checked:
+            // the block was all that was missing.
             if awaited.value == cert.value {
                 self.blocks.insert(
                     awaited.value,
@@ -814,16 +833,29 @@ impl Driver {
             }
             self.awaiting_block = Some(awaited);
         }
-        self.blocks.entry(cert.value).or_insert(Candidate {
-            block,
-            executed: None,
-        });
-        add(&self.shared.metrics.synced_blocks, 1);
-        if let Some(e) = self.feed(Input::Certificate(cert))? {
-            warn!(%from, "sync: certificate refused: {e}");
-            return Ok(false);
+        let value = cert.value;
+        let added = match self.blocks.entry(value) {
+            Entry::Vacant(slot) => {
+                slot.insert(Candidate {
+                    block,
+                    executed: None,
+                });
+                true
+            }
+            Entry::Occupied(_) => false,
+        };
+        let refused = self.feed(Input::Certificate(cert))?;
+        let applied = read(&self.shared.chain).height() == height + 1;
+        if applied {
+            add(&self.shared.metrics.synced_blocks, 1);
+        } else if added {
+            // Not decided on: a block this certificate brought goes with it.
+            self.blocks.remove(&value);
         }
-        Ok(read(&self.shared.chain).height() == height + 1)
+        if let Some(e) = refused {
+            warn!(%from, height = height + 1, "sync: certificate refused: {e}");
+        }
+        Ok(applied)
     }
 
     fn request_sync(&mut self, peer: Option<PeerId>) {

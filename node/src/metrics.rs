@@ -84,11 +84,12 @@ pub fn add(a: &AtomicU64, v: u64) {
 }
 
 impl Metrics {
-    /// The text exposition, with the mempool's figures passed in.
-    pub fn render(&self, mempool_txs: usize, mempool_bytes: usize) -> String {
+    /// The text exposition, with the mempool's figures and the store's
+    /// syncs of RocksDB's log passed in.
+    pub fn render(&self, mempool_txs: usize, mempool_bytes: usize, log_syncs: u64) -> String {
         let height = get(&self.height);
         let lag = get(&self.peer_height).saturating_sub(height);
-        let rows: [(&str, &str, &str, u64); 14] = [
+        let rows: [(&str, &str, &str, u64); 15] = [
             ("cairn_height", "gauge", "Committed block height.", height),
             (
                 "cairn_round",
@@ -150,6 +151,12 @@ impl Metrics {
                 "counter",
                 "Blocks committed from block sync.",
                 get(&self.synced_blocks),
+            ),
+            (
+                "cairn_log_syncs_total",
+                "counter",
+                "Syncs of the database's log to disk since the node started: one a block in consensus, one a run of blocks from block sync.",
+                log_syncs,
             ),
             (
                 "cairn_state_oldest_version",
@@ -217,7 +224,7 @@ mod tests {
         metrics.build.record(ago(30));
         metrics.execute.record(ago(20));
         metrics.execute.record(ago(20));
-        let text = metrics.render(0, 0);
+        let text = metrics.render(0, 0, 7);
         let samples = cairn_devnet::client::parse_metrics(&text).unwrap();
         let [(built, build), (executed, execute), commit] =
             cairn_devnet::client::block_steps(&samples).unwrap();
@@ -225,6 +232,10 @@ mod tests {
         assert!((0.030..1.0).contains(&build), "{build}");
         assert!((0.040..1.0).contains(&execute), "{execute}");
         assert_eq!(commit, (0.0, 0.0));
+        assert!(
+            text.contains("# TYPE cairn_log_syncs_total counter\ncairn_log_syncs_total 7\n"),
+            "{text}"
+        );
         for step in BLOCK_STEPS {
             for name in [
                 format!("cairn_block_{step}_total"),

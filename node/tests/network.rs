@@ -411,6 +411,45 @@ fn restarted_validators_continue_without_conflicting_votes() {
     }
 }
 
+/// A metric of node `i`'s `/metrics`.
+fn metric(net: &TestNet, i: usize, name: &str) -> f64 {
+    let text = agent_text(&format!("{}/metrics", net.api(i)));
+    let samples = cairn_devnet::client::parse_metrics(&text).unwrap();
+    *samples
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+/// A node far behind fetches its blocks in runs and syncs the database's
+/// log once a run, not for each block.
+#[test]
+fn a_run_of_synced_blocks_syncs_the_log_once() {
+    let mut net = TestNet::new(4, 1);
+    for i in 0..3 {
+        net.start(i);
+    }
+    net.wait_height(&[0, 1, 2], 40, Duration::from_secs(120));
+    // Two validators of four cannot finalize: the chain stays where it is.
+    net.stop(2);
+    let top = wait_for("the chain to stop", T, || {
+        let h = net.height(0);
+        std::thread::sleep(Duration::from_secs(1));
+        (net.height(0) == h && net.height(1) == h).then_some(h)
+    });
+    net.start(4);
+    net.wait_height(&[4], top, T);
+    let synced = metric(&net, 4, "cairn_synced_blocks_total");
+    let syncs = metric(&net, 4, "cairn_log_syncs_total");
+    assert!(synced >= 40.0, "{synced} blocks synced");
+    // A sync each would be at least as many; three a block, as before the
+    // runs, three times as many.
+    assert!(syncs < synced / 2.0, "{syncs} syncs for {synced} blocks");
+    assert!(syncs >= 1.0, "no sync at all: {syncs}");
+    for i in [0, 1, 4] {
+        net.stop(i);
+    }
+}
+
 #[test]
 fn a_late_validator_and_an_observer_catch_up_and_follow() {
     let mut net = TestNet::new(4, 1);

@@ -606,9 +606,10 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         let pool = lock(&s.mempool);
         (pool.len(), pool.bytes())
     };
+    let syncs = s.store.log_syncs();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(txs, bytes),
+        s.metrics.render(txs, bytes, syncs),
     )
         .into_response()
 }

@@ -129,6 +129,11 @@ pub struct Store {
     state_version: Arc<AtomicU64>,
     /// Whether an unlogged write may not have been flushed yet.
     unflushed: Arc<AtomicBool>,
+    /// Whether the writes that may wait are logged without a sync for now
+    /// ([`Store::defer_syncs`]).
+    deferring: Arc<AtomicBool>,
+    /// Syncs of RocksDB's log made so far ([`Store::log_syncs`]).
+    syncs: Arc<AtomicU64>,
 }
 
 fn issuer_event_key(issuer: &str, height: u64, index: u32) -> Vec<u8> {
@@ -140,10 +145,15 @@ fn issuer_event_key(issuer: &str, height: u64, index: u32) -> Vec<u8> {
     key
 }
 
-pub(crate) fn synced() -> WriteOptions {
-    let mut options = WriteOptions::default();
-    options.set_sync(true);
-    options
+/// When a write through RocksDB's log must reach the disk
+/// ([`Store::write_logged`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Durable {
+    /// Before the write returns: the log is synced.
+    Now,
+    /// Before the write returns, unless [`Store::defer_syncs`] is in force;
+    /// then at [`Store::sync_deferred`], or at any synced write before it.
+    MayWait,
 }
 
 /// A write that skips RocksDB's log: durable only once its memtable
@@ -280,6 +290,8 @@ impl Store {
             oldest_state_version: Arc::new(AtomicU64::new(0)),
             state_version: Arc::new(AtomicU64::new(0)),
             unflushed: Arc::new(AtomicBool::new(false)),
+            deferring: Arc::new(AtomicBool::new(false)),
+            syncs: Arc::new(AtomicU64::new(0)),
         };
         let oldest = store.read_u64(PRUNED_KEY, "oldest state version")?;
         store
@@ -310,7 +322,7 @@ impl Store {
                 batch.put_cf(store.cf(META)?, GENESIS_KEY, encode(&genesis));
                 batch.put_cf(store.cf(META)?, HEIGHT_KEY, 0u64.to_be_bytes());
                 batch.put_cf(store.cf(META)?, LAYOUT_KEY, encode(&STATE_KEY_LAYOUT));
-                store.db.write_opt(batch, &synced())?;
+                store.write_logged(batch, Durable::Now)?;
             }
         }
         let version = match store.read_u64(STATE_VERSION_KEY, "state version")? {
@@ -322,12 +334,9 @@ impl Store {
                 // before any unlogged write: without it a crash would leave
                 // the blocks after it without a version to replay them from.
                 let committed = store.committed_height()?;
-                store.db.put_cf_opt(
-                    store.cf(META)?,
-                    STATE_VERSION_KEY,
-                    committed.to_be_bytes(),
-                    &synced(),
-                )?;
+                let mut batch = WriteBatch::default();
+                batch.put_cf(store.cf(META)?, STATE_VERSION_KEY, committed.to_be_bytes());
+                store.write_logged(batch, Durable::Now)?;
                 committed
             }
         };
@@ -512,7 +521,7 @@ impl Store {
             (height + 1).to_be_bytes(),
         );
         batch.put_cf(self.cf(META)?, HEIGHT_KEY, height.to_be_bytes());
-        self.db.write_opt(batch, &synced())?;
+        self.write_logged(batch, Durable::MayWait)?;
         Ok(())
     }
 
@@ -583,6 +592,57 @@ impl Store {
         Ok(())
     }
 
+    /// Writes `batch` through RocksDB's log, synced as `durable` asks.
+    pub(crate) fn write_logged(
+        &self,
+        batch: WriteBatch,
+        durable: Durable,
+    ) -> Result<(), NodeError> {
+        let sync = durable == Durable::Now || !self.deferring.load(Ordering::Relaxed);
+        let mut options = WriteOptions::default();
+        options.set_sync(sync);
+        self.db.write_opt(batch, &options)?;
+        if sync {
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// From now until [`Store::sync_deferred`], the writes that may wait
+    /// ([`Durable::MayWait`]: a committed block, and the consensus log's
+    /// entries other than the messages this node signs) go through
+    /// RocksDB's log without a sync each; one sync then makes them all
+    /// durable. The driver does this for a run of blocks fetched by sync,
+    /// which would otherwise pay three syncs a block.
+    ///
+    /// What a crash can do in between: RocksDB's log is one file, written
+    /// in order and recovered up to its first incomplete record, so a crash
+    /// keeps a prefix of these writes, never a block without the blocks
+    /// and log entries before it. It can lose the newest blocks of the
+    /// run, which the network holds and the node fetches again; it cannot
+    /// lose anything this node signed, because a signed message is logged
+    /// [`Durable::Now`], and a synced write makes every write before it
+    /// durable too.
+    pub fn defer_syncs(&self) {
+        self.deferring.store(true, Ordering::Relaxed);
+    }
+
+    /// Ends [`Store::defer_syncs`]: syncs RocksDB's log, so that every
+    /// write made before is on disk.
+    pub fn sync_deferred(&self) -> Result<(), NodeError> {
+        if self.deferring.swap(false, Ordering::Relaxed) {
+            self.db.flush_wal(true)?;
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// How many times this store has synced RocksDB's log since it was
+    /// opened (`cairn_log_syncs_total`).
+    pub fn log_syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
+    }
+
     /// Writes the state tree's unlogged writes to disk, if there are any
     /// since the last time: after it, a crash leaves no block to replay.
     pub fn flush_state(&self) -> Result<(), NodeError> {
@@ -618,7 +678,7 @@ impl Store {
             STATE_VERSION_KEY,
             tree.version.to_be_bytes(),
         );
-        self.db.write_opt(batch, &synced())?;
+        self.write_logged(batch, Durable::Now)?;
         self.top_nodes.written(tree.nodes.clone());
         self.state_version.store(tree.version, Ordering::Relaxed);
         Ok(())
@@ -760,8 +820,9 @@ impl Store {
         };
         let bytes = encode(evidence);
         let key = Hash::domain("cairn 2026-11 evidence key v1", &encode(&canonical));
-        self.db
-            .put_cf_opt(self.cf(EVIDENCE)?, key.0, bytes, &synced())?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(EVIDENCE)?, key.0, bytes);
+        self.write_logged(batch, Durable::Now)?;
         Ok(())
     }
 
@@ -893,6 +954,35 @@ mod tests {
                 stored, reached,
                 "stored nodes other than the kept versions'"
             );
+        }
+    }
+
+    /// Blocks committed while syncs are deferred cost no sync each, one
+    /// sync ends the wait, and a reopened folder holds them all.
+    #[test]
+    fn blocks_committed_while_syncs_wait_take_one_sync_between_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), CHAIN).unwrap();
+        let mut history = History::start(&store);
+        let syncs = store.log_syncs();
+        history.extend(&store, 2);
+        assert_eq!(store.log_syncs(), syncs + 2, "a sync a block");
+        store.defer_syncs();
+        history.extend(&store, 40);
+        assert_eq!(store.log_syncs(), syncs + 2, "no sync while deferred");
+        let mut batch = WriteBatch::default();
+        batch.put_cf(store.cf(META).unwrap(), b"probe", [1]);
+        store.write_logged(batch, Durable::Now).unwrap();
+        assert_eq!(store.log_syncs(), syncs + 3, "what must be durable is");
+        store.sync_deferred().unwrap();
+        assert_eq!(store.log_syncs(), syncs + 4);
+        history.extend(&store, 41);
+        assert_eq!(store.log_syncs(), syncs + 5, "a sync a block again");
+        drop(store);
+        let store = Store::open(dir.path(), CHAIN).unwrap();
+        assert_eq!(store.committed_height().unwrap(), 41);
+        for height in 1..=41 {
+            assert_eq!(store.block(height).unwrap().unwrap().header.height, height);
         }
     }
 

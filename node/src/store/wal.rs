@@ -1,6 +1,9 @@
 //! The consensus write-ahead log in the node's database (the contract is
 //! `cairn_consensus::wal`). Entries are appended in memory and written in
-//! one synced batch by [`Wal::commit`], before the engine's effects leave.
+//! one batch by [`Wal::commit`], before the engine's effects leave: synced,
+//! unless the store defers syncs ([`Store::defer_syncs`]) and the batch
+//! holds no message this node signed. RocksDB's log is written in order,
+//! so an entry that waits for a later sync never outlives what followed it.
 //!
 //! Reading it back, an entry that does not decode at the end of the log (a
 //! write cut short) is dropped with everything after it; one in the middle
@@ -10,7 +13,7 @@
 use cairn_consensus::{ConsensusError, Height, Wal, WalEntry};
 use rocksdb::{IteratorMode, WriteBatch};
 
-use super::{Store, WAL, encode, synced};
+use super::{Durable, Store, WAL, encode};
 
 /// A log record as RocksDB returns it: key and value.
 type RawEntry = (Box<[u8]>, Box<[u8]>);
@@ -66,10 +69,18 @@ impl Wal for RocksWal {
             batch.put_cf(cf, self.next.to_be_bytes(), encode(entry));
             self.next += 1;
         }
-        self.store
-            .db()
-            .write_opt(batch, &synced())
-            .map_err(wal_error)?;
+        // A message this node signed is on disk before it leaves, whatever
+        // the store defers; inputs may wait (`Store::defer_syncs`).
+        let durable = if self
+            .pending
+            .iter()
+            .any(|entry| matches!(entry, WalEntry::Signed(_)))
+        {
+            Durable::Now
+        } else {
+            Durable::MayWait
+        };
+        self.store.write_logged(batch, durable).map_err(wal_error)?;
         self.pending.clear();
         Ok(())
     }
@@ -88,9 +99,10 @@ impl Wal for RocksWal {
                 Ok(entry) => entries.push(entry),
                 Err(e) if i + 1 == raw.len() => {
                     // A damaged tail: drop it, as a write that never completed.
+                    let mut batch = WriteBatch::default();
+                    batch.delete_cf(cf, key);
                     self.store
-                        .db()
-                        .delete_cf_opt(cf, key, &synced())
+                        .write_logged(batch, Durable::Now)
                         .map_err(wal_error)?;
                     let _ = e;
                 }
@@ -117,8 +129,7 @@ impl Wal for RocksWal {
             encode(&WalEntry::StartHeight(height)),
         );
         self.store
-            .db()
-            .write_opt(batch, &synced())
+            .write_logged(batch, Durable::MayWait)
             .map_err(wal_error)?;
         self.next = 1;
         self.pending.clear();
@@ -129,8 +140,10 @@ impl Wal for RocksWal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_consensus::{Input, Round, Step, Timeout};
-    use cairn_genesis::Hash;
+    use cairn_consensus::{
+        Input, Message, Round, Signature, SignedVote, Step, Timeout, Vote, VoteKind,
+    };
+    use cairn_genesis::{Hash, PublicKey};
 
     fn timeout(round: u32) -> WalEntry {
         WalEntry::Input(Input::Timeout(Timeout {
@@ -182,6 +195,69 @@ mod tests {
         assert_eq!(
             reopened.entries().unwrap(),
             vec![WalEntry::StartHeight(Height(5)), timeout(9)]
+        );
+    }
+
+    fn signed_prevote() -> WalEntry {
+        WalEntry::Signed(Message::Vote(SignedVote {
+            vote: Vote {
+                chain: Hash([1; 32]),
+                height: Height(4),
+                round: Round(0),
+                kind: VoteKind::Prevote,
+                value: None,
+                validator: PublicKey([2; 32]),
+            },
+            signature: Signature([3; 64]),
+        }))
+    }
+
+    #[test]
+    fn while_syncs_are_deferred_inputs_wait_and_signed_messages_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let mut wal = RocksWal::open(store.clone()).unwrap();
+        let syncs = store.log_syncs();
+        wal.reset(Height(4)).unwrap();
+        wal.append(&timeout(0)).unwrap();
+        wal.commit().unwrap();
+        assert_eq!(store.log_syncs(), syncs + 2, "not deferred: each synced");
+
+        store.defer_syncs();
+        let syncs = store.log_syncs();
+        wal.append(&timeout(1)).unwrap();
+        wal.commit().unwrap();
+        wal.reset(Height(5)).unwrap();
+        wal.append(&timeout(2)).unwrap();
+        wal.commit().unwrap();
+        assert_eq!(store.log_syncs(), syncs, "inputs and resets wait");
+        wal.append(&timeout(3)).unwrap();
+        wal.append(&signed_prevote()).unwrap();
+        wal.commit().unwrap();
+        assert_eq!(store.log_syncs(), syncs + 1, "a signed message is synced");
+        wal.append(&timeout(4)).unwrap();
+        wal.commit().unwrap();
+        store.sync_deferred().unwrap();
+        assert_eq!(store.log_syncs(), syncs + 2, "one sync ends the wait");
+        store.sync_deferred().unwrap();
+        assert_eq!(store.log_syncs(), syncs + 2, "nothing left to sync");
+        wal.append(&timeout(5)).unwrap();
+        wal.commit().unwrap();
+        assert_eq!(store.log_syncs(), syncs + 3, "synced again after it");
+
+        drop(wal);
+        drop(store);
+        let reopened = RocksWal::open(open(dir.path())).unwrap();
+        assert_eq!(
+            reopened.entries().unwrap(),
+            vec![
+                WalEntry::StartHeight(Height(5)),
+                timeout(2),
+                timeout(3),
+                signed_prevote(),
+                timeout(4),
+                timeout(5)
+            ]
         );
     }
 
