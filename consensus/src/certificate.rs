@@ -65,6 +65,70 @@ impl CommitCertificate {
         chain: Hash,
         validators: &ValidatorSet,
     ) -> Result<VerifiedCommit, ConsensusError> {
+        let signed = self.signed(chain, validators)?;
+        validators.verify_all(&signed.items(self).collect::<Vec<_>>())?;
+        signed.quorum(validators)
+    }
+
+    /// [`CommitCertificate::verify`] of each of `certificates`, with the
+    /// signatures of them all checked in batches across certificates
+    /// (a run of blocks from sync): one verdict per certificate, in order,
+    /// each the one [`CommitCertificate::verify`] gives.
+    pub fn verify_batch(
+        certificates: Vec<CommitCertificate>,
+        chain: Hash,
+        validators: &ValidatorSet,
+    ) -> Vec<Result<CheckedCertificate, ConsensusError>> {
+        let signed: Vec<Result<Signed, ConsensusError>> = certificates
+            .iter()
+            .map(|c| c.signed(chain, validators))
+            .collect();
+        let items: Vec<(usize, &[u8], &Signature)> = certificates
+            .iter()
+            .zip(&signed)
+            .filter_map(|(c, s)| s.as_ref().ok().map(|s| s.items(c)))
+            .flatten()
+            .collect();
+        let mut verdicts = match validators.verify_each(&items) {
+            Ok(verdicts) => verdicts.into_iter(),
+            // Every index came from the set: it cannot be refused.
+            Err(e) => return certificates.iter().map(|_| Err(e.clone())).collect(),
+        };
+        certificates
+            .into_iter()
+            .zip(signed)
+            .map(|(certificate, signed)| {
+                let signed = signed?;
+                // One verdict per signature, all taken even after a
+                // failure; a missing one refuses.
+                let mut failure = None;
+                for sig in &certificate.signatures {
+                    let verdict =
+                        verdicts
+                            .next()
+                            .unwrap_or(Err(ConsensusError::InvalidSignature {
+                                validator: sig.validator,
+                            }));
+                    if let Err(e) = verdict {
+                        failure.get_or_insert(e);
+                    }
+                }
+                if let Some(e) = failure {
+                    return Err(e);
+                }
+                signed.quorum(validators)?;
+                Ok(CheckedCertificate {
+                    certificate,
+                    set: validators.hash(),
+                })
+            })
+            .collect()
+    }
+
+    /// Everything [`CommitCertificate::verify`] checks before the
+    /// signatures themselves: the chain, the count, that each signer is a
+    /// distinct member of the set.
+    fn signed(&self, chain: Hash, validators: &ValidatorSet) -> Result<Signed, ConsensusError> {
         if self.chain != chain {
             return Err(ConsensusError::WrongChain {
                 expected: chain,
@@ -97,24 +161,75 @@ impl CommitCertificate {
             power += validators.power(index);
             signers.push(index);
         }
-        // Every signature is checked, in one batch.
-        let items: Vec<(usize, &[u8], &Signature)> = signers
+        Ok(Signed {
+            signers,
+            messages,
+            power,
+        })
+    }
+}
+
+/// A certificate's signers, checked to be distinct members of the set,
+/// with the messages they signed: what is left is their signatures.
+struct Signed {
+    signers: Vec<usize>,
+    messages: Vec<Vec<u8>>,
+    power: u64,
+}
+
+impl Signed {
+    /// The signature checks, each `(signer, message, signature)`.
+    fn items<'a>(
+        &'a self,
+        certificate: &'a CommitCertificate,
+    ) -> impl Iterator<Item = (usize, &'a [u8], &'a Signature)> + 'a {
+        self.signers
             .iter()
-            .zip(&messages)
-            .zip(&self.signatures)
+            .zip(&self.messages)
+            .zip(&certificate.signatures)
             .map(|((&i, m), s)| (i, m.as_slice(), &s.signature))
-            .collect();
-        validators.verify_all(&items)?;
-        if !validators.is_quorum(power) {
+    }
+
+    /// After the signatures: more than 2/3 of the power signed.
+    fn quorum(self, validators: &ValidatorSet) -> Result<VerifiedCommit, ConsensusError> {
+        if !validators.is_quorum(self.power) {
             return Err(ConsensusError::InsufficientPower {
-                found: power,
+                found: self.power,
                 needed_more_than: validators.total_power() * 2 / 3,
             });
         }
         Ok(VerifiedCommit {
-            signed_power: power,
-            signers,
+            signed_power: self.power,
+            signers: self.signers,
         })
+    }
+}
+
+/// A certificate that [`CommitCertificate::verify_batch`] found valid for
+/// its chain and a validator set (named by [`ValidatorSet::hash`]). Only
+/// that check makes one; the engine takes it without checking its
+/// signatures again when its own set is that one
+/// ([`crate::Engine::handle_checked`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckedCertificate {
+    certificate: CommitCertificate,
+    set: Hash,
+}
+
+impl CheckedCertificate {
+    /// The certificate.
+    pub fn certificate(&self) -> &CommitCertificate {
+        &self.certificate
+    }
+
+    /// The hash of the validator set it was checked against.
+    pub fn set(&self) -> Hash {
+        self.set
+    }
+
+    /// The certificate, its check forgotten.
+    pub fn into_certificate(self) -> CommitCertificate {
+        self.certificate
     }
 }
 

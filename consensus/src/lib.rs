@@ -12,6 +12,11 @@
 //!   precommits for one value in one round, and [`CommitCertificate::verify`]
 //!   is what a verifier's light client relies on; a proof bundle carries it
 //!   as a [`CompactCertificate`] (a quorum's signatures, signers by bit).
+//!   [`CommitCertificate::verify_batch`] gives many certificates the same
+//!   verdicts with their signatures checked in batches across them (a run
+//!   of blocks from sync); the engine takes the [`CheckedCertificate`]s it
+//!   makes without checking them again when they were checked against its
+//!   own validator set ([`Engine::handle_checked`]).
 //! - Signatures are judged by one rule on every node, alone or in a batch
 //!   (`cairn_genesis::signature`), so batching never changes a verdict.
 //! - Every signed message binds the chain (genesis hash) and a domain tag.
@@ -43,7 +48,9 @@ mod validator_set;
 mod vote_keeper;
 pub mod wal;
 
-pub use certificate::{CommitCertificate, CommitSignature, CompactCertificate, VerifiedCommit};
+pub use certificate::{
+    CheckedCertificate, CommitCertificate, CommitSignature, CompactCertificate, VerifiedCommit,
+};
 pub use engine::{
     Effect, Engine, Input, MAX_BUFFERED_PER_VALIDATOR, MAX_FUTURE_HEIGHTS,
     MAX_FUTURE_ROUNDS_PER_VALIDATOR, Status, Timeout, Timeouts,

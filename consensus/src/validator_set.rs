@@ -179,19 +179,51 @@ impl ValidatorSet {
     /// the one-by-one verdict ([`signature::verify_all`]); a failure names
     /// the first signature that does not pass.
     pub fn verify_all(&self, items: &[(usize, &[u8], &Signature)]) -> Result<(), ConsensusError> {
-        let mut checks = Vec::with_capacity(items.len());
-        for (index, message, sig) in items {
-            checks.push(SignatureItem {
-                key: self.key(*index)?,
-                message,
-                signature: &sig.0,
-            });
-        }
+        let checks = self.signature_items(items)?;
         self.table
             .verify_all(&checks)
             .map_err(|(position, _)| ConsensusError::InvalidSignature {
                 validator: self.validators[items[position].0].public_key,
             })
+    }
+
+    /// [`ValidatorSet::verify_all`]'s check with a verdict for each
+    /// signature, in order: a batch that fails is checked again one by
+    /// one, so each verdict is the one-by-one verdict.
+    pub fn verify_each(
+        &self,
+        items: &[(usize, &[u8], &Signature)],
+    ) -> Result<Vec<Result<(), ConsensusError>>, ConsensusError> {
+        let checks = self.signature_items(items)?;
+        Ok(self
+            .table
+            .verify_each(&checks)
+            .into_iter()
+            .zip(items)
+            .map(|(verdict, (index, _, _))| {
+                verdict.map_err(|_| ConsensusError::InvalidSignature {
+                    validator: self.validators[*index].public_key,
+                })
+            })
+            .collect())
+    }
+
+    /// The signature checks of `items`; an index outside the set is
+    /// [`ConsensusError::UnknownValidator`].
+    fn signature_items<'a>(
+        &'a self,
+        items: &[(usize, &'a [u8], &'a Signature)],
+    ) -> Result<Vec<SignatureItem<'a>>, ConsensusError> {
+        items
+            .iter()
+            .map(|(index, message, sig)| {
+                Ok(SignatureItem {
+                    key: self.key(*index)?,
+                    message,
+                    signature: &sig.0,
+                })
+            })
+            .collect()
     }
 
     /// The proposer of `round` at `height`: weighted round robin, where each

@@ -213,3 +213,79 @@ fn malformed_signer_bits_are_refused() {
     }
     assert!(expand(&good).unwrap().verify(net.chain, &net.set).is_ok());
 }
+
+/// Every way `verify` refuses a certificate, and two it accepts.
+fn assorted(net: &Net) -> Vec<CommitCertificate> {
+    let good = certificate(net, &[0, 1, 2]);
+    let mut bad_signature = certificate(net, &[0, 1, 2]);
+    bad_signature.signatures[1].signature = net
+        .vote(1, 2, VoteKind::Precommit, Some(value(8)))
+        .signature;
+    let mut twice = certificate(net, &[0, 1]);
+    twice.signatures.push(twice.signatures[0]);
+    let mut too_many = certificate(net, &[0, 1, 2, 3]);
+    too_many.signatures.push(too_many.signatures[3]);
+    let mut other_chain = good.clone();
+    other_chain.chain = Hash([0xee; 32]);
+    let mut stranger = certificate(net, &[0, 1, 2]);
+    stranger.signatures[2].validator = cairn_genesis::PublicKey([7; 32]);
+    vec![
+        good,
+        bad_signature,
+        certificate(net, &[0, 1]),
+        twice,
+        too_many,
+        other_chain,
+        stranger,
+        certificate(net, &[3, 1, 0, 2]),
+    ]
+}
+
+#[test]
+fn a_batch_check_gives_each_certificate_the_verdict_verify_gives() {
+    let net = Net::new(4);
+    let certificates = assorted(&net);
+    let alone: Vec<_> = certificates
+        .iter()
+        .map(|c| c.verify(net.chain, &net.set).map(|_| ()))
+        .collect();
+    assert!(alone[0].is_ok() && alone[7].is_ok());
+    assert!(alone[1..7].iter().all(Result::is_err), "{alone:?}");
+    let batched = CommitCertificate::verify_batch(certificates.clone(), net.chain, &net.set);
+    assert_eq!(batched.len(), certificates.len());
+    for ((checked, verdict), certificate) in batched.into_iter().zip(alone).zip(certificates) {
+        match checked {
+            Ok(checked) => {
+                assert_eq!(verdict, Ok(()));
+                assert_eq!(checked.certificate(), &certificate);
+                assert_eq!(checked.set(), net.set.hash());
+            }
+            Err(e) => assert_eq!(Err(e), verdict),
+        }
+    }
+}
+
+/// Runs longer than one batch of signatures, a bad signature inside: only
+/// its certificate is refused.
+#[test]
+fn a_bad_signature_in_a_long_run_refuses_its_certificate_alone() {
+    let net = Net::new(4);
+    let mut certificates: Vec<CommitCertificate> =
+        (0..120).map(|_| certificate(&net, &[0, 1, 2, 3])).collect();
+    certificates[77].signatures[3].signature =
+        net.vote(3, 2, VoteKind::Prevote, Some(value(9))).signature;
+    let verdicts = CommitCertificate::verify_batch(certificates, net.chain, &net.set);
+    for (i, verdict) in verdicts.iter().enumerate() {
+        if i == 77 {
+            assert_eq!(
+                verdict.as_ref().err(),
+                Some(&ConsensusError::InvalidSignature {
+                    validator: net.key(3)
+                })
+            );
+        } else {
+            assert!(verdict.is_ok(), "{i}: {verdict:?}");
+        }
+    }
+    assert!(CommitCertificate::verify_batch(Vec::new(), net.chain, &net.set).is_empty());
+}

@@ -233,9 +233,9 @@ fn an_observer_follows_and_decides_without_signing() {
     assert!(e.handle(timeout(0, Step::Precommit)).unwrap().is_empty());
 }
 
-#[test]
-fn a_certificate_from_sync_decides_and_a_bad_one_is_refused() {
-    let net = Net::new(4);
+/// The certificate of value 5 at height `H`, decided by validator 0's
+/// engine with the precommits of 1, 2 and 3.
+fn decided(net: &Net) -> cairn_consensus::CommitCertificate {
     let (mut source, _) = net.engine(0);
     source
         .handle(propose_input(
@@ -250,7 +250,13 @@ fn a_certificate_from_sync_decides_and_a_bad_one_is_refused() {
         VoteKind::Precommit,
         Some(value(5)),
     );
-    let cert = decision(&effects).unwrap().clone();
+    decision(&effects).unwrap().clone()
+}
+
+#[test]
+fn a_certificate_from_sync_decides_and_a_bad_one_is_refused() {
+    let net = Net::new(4);
+    let cert = decided(&net);
 
     let (mut lagging, _) = net.engine(2);
     let mut short = cert.clone();
@@ -262,6 +268,58 @@ fn a_certificate_from_sync_decides_and_a_bad_one_is_refused() {
     assert!(!lagging.status().decided);
     let effects = lagging.handle(Input::Certificate(cert.clone())).unwrap();
     assert_eq!(decision(&effects), Some(&cert));
+}
+
+/// A certificate checked in a batch decides without a second check of its
+/// signatures, and is logged as any certificate; one checked against
+/// another validator set is checked again, and refused if it does not
+/// hold for this one.
+#[test]
+fn a_checked_certificate_decides_and_one_checked_against_another_set_is_checked_again() {
+    let net = Net::new(4);
+    let cert = decided(&net);
+
+    // Validators 1 and 3 alone: a quorum where 3 holds most of the power,
+    // not in the engine's set of equal powers.
+    let heavy = cairn_consensus::ValidatorSet::new(
+        (0..4)
+            .map(|i| cairn_consensus::ValidatorInfo {
+                public_key: net.key(i),
+                voting_power: if i == 3 { 70 } else { 10 },
+            })
+            .collect(),
+    )
+    .unwrap();
+    let mut pair = cert.clone();
+    pair.signatures
+        .retain(|s| s.validator == net.key(1) || s.validator == net.key(3));
+    assert_eq!(pair.signatures.len(), 2);
+    let checked = cairn_consensus::CommitCertificate::verify_batch(vec![pair], net.chain, &heavy)
+        .pop()
+        .unwrap()
+        .unwrap();
+    let (mut lagging, _) = net.engine(2);
+    assert!(matches!(
+        lagging.handle_checked(checked),
+        Err(ConsensusError::InsufficientPower { .. })
+    ));
+    assert!(!lagging.status().decided);
+
+    let checked =
+        cairn_consensus::CommitCertificate::verify_batch(vec![cert.clone()], net.chain, &net.set)
+            .pop()
+            .unwrap()
+            .unwrap();
+    let logged = lagging.wal().entries().unwrap().len();
+    let effects = lagging.handle_checked(checked).unwrap();
+    assert_eq!(decision(&effects), Some(&cert));
+    assert!(lagging.status().decided);
+    let entries = lagging.wal().entries().unwrap();
+    assert_eq!(entries.len(), logged + 1);
+    assert_eq!(
+        entries.last(),
+        Some(&cairn_consensus::WalEntry::Input(Input::Certificate(cert)))
+    );
 }
 
 #[test]

@@ -260,7 +260,12 @@ impl KeyTable {
 
     /// [`verify_all`], with the tables for signatures by the set's keys.
     pub fn verify_all(&self, items: &[SignatureItem<'_>]) -> Result<(), (usize, SignatureDefect)> {
-        first_failure(verify_each_by(items, |chunk| self.verify_chunk(chunk)))
+        first_failure(self.verify_each(items))
+    }
+
+    /// [`verify_each`], with the tables for signatures by the set's keys.
+    pub fn verify_each(&self, items: &[SignatureItem<'_>]) -> Vec<Result<(), SignatureDefect>> {
+        verify_each_by(items, |chunk| self.verify_chunk(chunk))
     }
 
     fn verify_chunk(&self, items: &[SignatureItem<'_>]) -> bool {

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use cairn_anchoring::Block;
 use cairn_consensus::{
-    CommitCertificate, Effect, Engine, GuardedSigner, Height, Input, Message, Round, Step, Timeout,
-    Timeouts, ValueId,
+    CheckedCertificate, CommitCertificate, Effect, Engine, GuardedSigner, Height, Input, Message,
+    Round, Step, Timeout, Timeouts, ValueId,
 };
 use cairn_genesis::{PublicKey, Timestamp};
 use libp2p::PeerId;
@@ -416,7 +416,7 @@ impl Driver {
                         verdict
                     }
                     ConsensusMessage::Commit { block, certificate } => {
-                        if self.on_synced(from, *block, certificate)? {
+                        if self.apply_synced(from, vec![(*block, certificate)])? {
                             Verdict::Accept
                         } else {
                             Verdict::Ignore
@@ -424,6 +424,7 @@ impl Driver {
                     }
                     ConsensusMessage::Vote(vote) => {
                         self.note_height(vote.vote.height);
+                        self.sync_if_far_behind();
                         match self.feed(Input::Vote(vote))? {
                             None => Verdict::Accept,
                             Some(e) => {
@@ -434,6 +435,7 @@ impl Driver {
                     }
                     ConsensusMessage::Proposal { proposal, block } => {
                         self.note_height(proposal.proposal.height);
+                        self.sync_if_far_behind();
                         self.on_proposal(from, proposal, *block)?
                     }
                 };
@@ -782,27 +784,48 @@ impl Driver {
         Ok(effects)
     }
 
-    /// Blocks from sync, in order, up to the first that is not applied.
+    /// Blocks from sync, in order, up to the first that is not applied:
+    /// whether every one was applied or held already. The certificates of
+    /// the blocks above this node's height are checked first, their
+    /// signatures in batches across the run.
     fn apply_synced(
         &mut self,
         from: PeerId,
         blocks: Vec<(Block, CommitCertificate)>,
-    ) -> Result<(), NodeError> {
-        for (block, cert) in blocks {
-            if !self.on_synced(from, block, cert)? {
-                break;
+    ) -> Result<bool, NodeError> {
+        let (height, chain_id) = {
+            let chain = read(&self.shared.chain);
+            (chain.height(), chain.id())
+        };
+        let (blocks, certificates): (Vec<Block>, Vec<CommitCertificate>) = blocks
+            .into_iter()
+            .filter(|(block, _)| block.header.height > height)
+            .unzip();
+        let checked =
+            CommitCertificate::verify_batch(certificates, chain_id, self.engine.validator_set());
+        for (block, checked) in blocks.into_iter().zip(checked) {
+            let applied = match checked {
+                Ok(checked) => self.on_synced(from, block, checked)?,
+                Err(e) => {
+                    warn!(%from, height = block.header.height, "sync: invalid certificate: {e}");
+                    false
+                }
+            };
+            if !applied {
+                return Ok(false);
             }
         }
-        Ok(())
+        Ok(true)
     }
 
-    /// A block from sync: applied if it is the next one and its certificate
-    /// holds. The engine checks the certificate, once, before it decides.
+    /// A block from sync, its certificate checked: applied if it is the
+    /// next one. The engine takes the checked certificate without checking
+    /// its signatures again.
     fn on_synced(
         &mut self,
         from: PeerId,
         block: Block,
-        cert: CommitCertificate,
+        checked: CheckedCertificate,
     ) -> Result<bool, NodeError> {
         let height = read(&self.shared.chain).height();
         if block.header.height <= height {
@@ -811,14 +834,16 @@ impl Driver {
         if block.header.height != height + 1 {
             return Ok(false);
         }
+        let cert = checked.certificate();
         if cert.value != block.header.value_id() || cert.height.0 != block.header.height {
             warn!(%from, height = block.header.height, "sync: a certificate names another block");
             return Ok(false);
         }
+        let value = cert.value;
         if let Some(awaited) = self.awaiting_block.take() {
-            // The engine decided this value on a certificate it checked:
-            // the block was all that was missing.
-            if awaited.value == cert.value {
+            // The engine decided this value already: the block was all
+            // that was missing.
+            if awaited.value == value {
                 self.blocks.insert(
                     awaited.value,
                     Candidate {
@@ -833,7 +858,6 @@ impl Driver {
             }
             self.awaiting_block = Some(awaited);
         }
-        let value = cert.value;
         let added = match self.blocks.entry(value) {
             Entry::Vacant(slot) => {
                 slot.insert(Candidate {
@@ -844,7 +868,14 @@ impl Driver {
             }
             Entry::Occupied(_) => false,
         };
-        let refused = self.feed(Input::Certificate(cert))?;
+        let refused = match self.engine.handle_checked(checked) {
+            Ok(effects) => {
+                self.carry_out(effects)?;
+                None
+            }
+            Err(e) if e.is_misbehaviour() => Some(e),
+            Err(e) => return Err(e.into()),
+        };
         let applied = read(&self.shared.chain).height() == height + 1;
         if applied {
             add(&self.shared.metrics.synced_blocks, 1);
@@ -868,6 +899,28 @@ impl Driver {
                 max: MAX_SYNC_BLOCKS,
             },
         ));
+    }
+
+    /// Asks for blocks at once, not at the next tick, when a peer's message
+    /// shows this node two or more heights behind and no request is out:
+    /// a node that starts far behind begins to catch up as soon as the
+    /// first message of its peers arrives.
+    fn sync_if_far_behind(&mut self) {
+        if self
+            .sync_sent
+            .is_some_and(|at| at.elapsed() < SYNC_PATIENCE)
+        {
+            return;
+        }
+        let committed = self.engine.status().height.0.saturating_sub(1);
+        let peer_height = self
+            .shared
+            .metrics
+            .peer_height
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if peer_height >= committed + 2 {
+            self.request_sync(None);
+        }
     }
 
     /// Asks a peer for blocks when this node looks behind: a peer reported

@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cairn_genesis::Hash;
 
-use crate::certificate::{CommitCertificate, CommitSignature};
+use crate::certificate::{CheckedCertificate, CommitCertificate, CommitSignature};
 use crate::signer::Signer;
 use crate::types::{
     Height, Message, Proposal, Round, SignedProposal, SignedVote, Step, ValueId, Vote, VoteKind,
@@ -312,10 +312,32 @@ impl<S: Signer, W: Wal> Engine<S, W> {
     /// reject the input and change nothing; others are local failures (the
     /// log or the signer's storage) that should stop the node.
     pub fn handle(&mut self, input: Input) -> Result<Vec<Effect>, ConsensusError> {
+        self.process(|engine, effects| engine.apply(input, effects))
+    }
+
+    /// [`Engine::handle`] of [`Input::Certificate`] for a certificate
+    /// already checked ([`CommitCertificate::verify_batch`]): its
+    /// signatures are not checked again if it was checked against this
+    /// height's validator set (and are, otherwise). Logged as
+    /// [`Input::Certificate`], so a replay checks it like any other.
+    pub fn handle_checked(
+        &mut self,
+        checked: CheckedCertificate,
+    ) -> Result<Vec<Effect>, ConsensusError> {
+        let trusted = checked.set() == self.set.hash();
+        let certificate = checked.into_certificate();
+        self.process(|engine, effects| engine.on_certificate(certificate, trusted, effects))
+    }
+
+    /// One step: `step`, then the log's commit before the effects leave.
+    fn process(
+        &mut self,
+        step: impl FnOnce(&mut Self, &mut Vec<Effect>) -> Result<(), ConsensusError>,
+    ) -> Result<Vec<Effect>, ConsensusError> {
         self.check_failure()?;
         self.logged = false;
         let mut effects = Vec::new();
-        self.apply(input, &mut effects)?;
+        step(self, &mut effects)?;
         self.check_failure()?;
         if self.logged && !self.replaying {
             self.wal.commit()?;
@@ -386,7 +408,7 @@ impl<S: Signer, W: Wal> Engine<S, W> {
                 round,
                 value,
             } => self.on_value(height, round, value, effects),
-            Input::Certificate(certificate) => self.on_certificate(certificate, effects),
+            Input::Certificate(certificate) => self.on_certificate(certificate, false, effects),
         }
     }
 
