@@ -609,7 +609,7 @@ impl Store {
     }
 
     /// From now until [`Store::sync_deferred`], the writes that may wait
-    /// ([`Durable::MayWait`]: a committed block, and the consensus log's
+    /// (`Durable::MayWait`: a committed block, and the consensus log's
     /// entries other than the messages this node signs) go through
     /// RocksDB's log without a sync each; one sync then makes them all
     /// durable. The driver does this for a run of blocks fetched by sync,
@@ -621,7 +621,7 @@ impl Store {
     /// and log entries before it. It can lose the newest blocks of the
     /// run, which the network holds and the node fetches again; it cannot
     /// lose anything this node signed, because a signed message is logged
-    /// [`Durable::Now`], and a synced write makes every write before it
+    /// `Durable::Now`, and a synced write makes every write before it
     /// durable too.
     pub fn defer_syncs(&self) {
         self.deferring.store(true, Ordering::Relaxed);
