@@ -18,9 +18,10 @@
 //! returned: the driver may send messages only after that. Entries that
 //! hold a message this node signed must be durable when it returns.
 //! Entries of inputs alone may reach the disk later, if the log is written
-//! in order with what the node does next (its committed blocks), so that a
-//! crash keeps a prefix of both: the node then restarts as if it had
-//! crashed earlier, having sent nothing that depended on the lost part. A
+//! in order with what the node does next (the messages it signs, its
+//! committed blocks), so that a crash keeps a prefix of all of them: the
+//! node then restarts as if it had crashed earlier, having sent and
+//! committed nothing that depended on the lost part. A
 //! log that loses unsynced entries in a crash is therefore safe, and the
 //! signer's own durable record ([`crate::signer`]) guards against double
 //! signing even if the log is lost altogether.

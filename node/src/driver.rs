@@ -5,16 +5,17 @@
 //! evidence).
 //!
 //! Ordering it relies on (see `consensus::wal`): the engine logs every
-//! input and every message it signs and syncs the log before `handle`
-//! returns, so effects are carried out only after they are durable; a
-//! proposed block is kept in the store before its proposal is fed, so a
-//! restarted node still has the values its log names; the decided block
-//! and the new height are committed in one synced write, and its state
-//! after it (replayed from the blocks at the next start if a crash loses
-//! it), before the engine starts the next height (which resets the log).
-//! A run of blocks from block sync is the exception: their commits and
-//! the log's entries of inputs are written in order through RocksDB's log
-//! and synced once at the end of the run (`Store::defer_syncs`), so a crash
+//! input and every message it signs before `handle` returns, and the
+//! messages it signs are synced then, so a message leaves only once it is
+//! durable; inputs reach the disk with the next synced write, ahead of it
+//! in RocksDB's ordered log. A proposed block is kept in the store before
+//! its proposal is fed, so a restarted node still has the values its log
+//! names; the decided block and the new height are committed in one synced
+//! write, and its state after it (replayed from the blocks at the next
+//! start if a crash loses it), before the engine starts the next height
+//! (which resets the log). A run of blocks from block sync is the
+//! exception: their commits are written in order through RocksDB's log and
+//! synced once at the end of the run (`Store::defer_syncs`), so a crash
 //! keeps a prefix of them; a message the node signs meanwhile is still
 //! synced before it leaves.
 
@@ -50,6 +51,9 @@ const MAX_FUTURE_PROPOSALS: usize = 32;
 const SYNC_EVERY: Duration = Duration::from_millis(1_000);
 /// A sync request unanswered for this long may be sent again.
 const SYNC_PATIENCE: Duration = Duration::from_secs(5);
+/// A sync request this recent makes a node that was alone and just found
+/// a peer skip its own: the network connected before the driver heard.
+const JUST_ASKED: Duration = Duration::from_millis(250);
 
 /// Decided heights whose votes are kept, to catch equivocation in votes
 /// that arrive after the height was decided.
@@ -399,7 +403,25 @@ impl Driver {
 
     fn on_event(&mut self, event: NetEvent) -> Result<(), NodeError> {
         match event {
-            NetEvent::Peers(n) => set(&self.shared.metrics.peers, n as u64),
+            NetEvent::Peers(n) => {
+                let before = self
+                    .shared
+                    .metrics
+                    .peers
+                    .swap(n as u64, std::sync::atomic::Ordering::Relaxed);
+                // A node that was alone (just started, or cut off) asks its
+                // first peer where the chain is, rather than waiting for a
+                // consensus message: an idle network sends one a block
+                // interval apart. The answer carries the peer's height and
+                // any blocks this node lacks. A request made while alone
+                // went nowhere, so only one sent a moment ago (most likely
+                // to this very peer, which the network saw first) holds
+                // this back.
+                let just_asked = self.sync_sent.is_some_and(|at| at.elapsed() < JUST_ASKED);
+                if before == 0 && n > 0 && !just_asked {
+                    self.request_sync(None);
+                }
+            }
             NetEvent::Consensus { from, id, message } => {
                 let verdict = match *message {
                     ConsensusMessage::Vote(vote)

@@ -154,6 +154,12 @@ pub(crate) enum Durable {
     /// Before the write returns, unless [`Store::defer_syncs`] is in force;
     /// then at [`Store::sync_deferred`], or at any synced write before it.
     MayWait,
+    /// With the next synced write: never synced by itself. For what the
+    /// node may lose in a crash because nothing it did depended on it
+    /// alone: the consensus log's inputs and height resets, which RocksDB's
+    /// ordered log keeps ahead of every signed message and block that
+    /// followed them.
+    Later,
 }
 
 /// A write that skips RocksDB's log: durable only once its memtable
@@ -598,7 +604,11 @@ impl Store {
         batch: WriteBatch,
         durable: Durable,
     ) -> Result<(), NodeError> {
-        let sync = durable == Durable::Now || !self.deferring.load(Ordering::Relaxed);
+        let sync = match durable {
+            Durable::Now => true,
+            Durable::MayWait => !self.deferring.load(Ordering::Relaxed),
+            Durable::Later => false,
+        };
         let mut options = WriteOptions::default();
         options.set_sync(sync);
         self.db.write_opt(batch, &options)?;
@@ -609,11 +619,12 @@ impl Store {
     }
 
     /// From now until [`Store::sync_deferred`], the writes that may wait
-    /// (`Durable::MayWait`: a committed block, and the consensus log's
-    /// entries other than the messages this node signs) go through
-    /// RocksDB's log without a sync each; one sync then makes them all
-    /// durable. The driver does this for a run of blocks fetched by sync,
-    /// which would otherwise pay three syncs a block.
+    /// (`Durable::MayWait`: a committed block) go through RocksDB's log
+    /// without a sync each; one sync then makes them all durable. The
+    /// driver does this for a run of blocks fetched by sync, which would
+    /// otherwise pay a sync a block. (The consensus log's entries other
+    /// than the messages this node signs never take a sync of their own:
+    /// `Durable::Later`.)
     ///
     /// What a crash can do in between: RocksDB's log is one file, written
     /// in order and recovered up to its first incomplete record, so a crash

@@ -1,9 +1,14 @@
 //! The consensus write-ahead log in the node's database (the contract is
 //! `cairn_consensus::wal`). Entries are appended in memory and written in
-//! one batch by [`Wal::commit`], before the engine's effects leave: synced,
-//! unless the store defers syncs ([`Store::defer_syncs`]) and the batch
-//! holds no message this node signed. RocksDB's log is written in order,
-//! so an entry that waits for a later sync never outlives what followed it.
+//! one batch by [`Wal::commit`], before the engine's effects leave: synced
+//! if the batch holds a message this node signed, otherwise on disk with
+//! the next synced write (the node's next signed message or committed
+//! block), as are the resets between heights. RocksDB's log is written in
+//! order, so an entry that waits for a later sync is on disk before
+//! anything that followed it: a crash can lose only inputs that nothing
+//! the node sent or committed depended on yet, and a validator pays three
+//! or four syncs a height (its proposal, prevote, precommit and block)
+//! rather than one more for every vote and proposal it receives.
 //!
 //! Reading it back, an entry that does not decode at the end of the log (a
 //! write cut short) is dropped with everything after it; one in the middle
@@ -69,8 +74,8 @@ impl Wal for RocksWal {
             batch.put_cf(cf, self.next.to_be_bytes(), encode(entry));
             self.next += 1;
         }
-        // A message this node signed is on disk before it leaves, whatever
-        // the store defers; inputs may wait (`Store::defer_syncs`).
+        // A message this node signed is on disk before it leaves; inputs
+        // go to disk with the next synced write.
         let durable = if self
             .pending
             .iter()
@@ -78,7 +83,7 @@ impl Wal for RocksWal {
         {
             Durable::Now
         } else {
-            Durable::MayWait
+            Durable::Later
         };
         self.store.write_logged(batch, durable).map_err(wal_error)?;
         self.pending.clear();
@@ -129,7 +134,7 @@ impl Wal for RocksWal {
             encode(&WalEntry::StartHeight(height)),
         );
         self.store
-            .write_logged(batch, Durable::MayWait)
+            .write_logged(batch, Durable::Later)
             .map_err(wal_error)?;
         self.next = 1;
         self.pending.clear();
@@ -213,7 +218,7 @@ mod tests {
     }
 
     #[test]
-    fn while_syncs_are_deferred_inputs_wait_and_signed_messages_do_not() {
+    fn inputs_wait_for_the_next_sync_and_signed_messages_do_not() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         let mut wal = RocksWal::open(store.clone()).unwrap();
@@ -221,29 +226,28 @@ mod tests {
         wal.reset(Height(4)).unwrap();
         wal.append(&timeout(0)).unwrap();
         wal.commit().unwrap();
-        assert_eq!(store.log_syncs(), syncs + 2, "not deferred: each synced");
-
-        store.defer_syncs();
-        let syncs = store.log_syncs();
+        wal.reset(Height(5)).unwrap();
         wal.append(&timeout(1)).unwrap();
         wal.commit().unwrap();
-        wal.reset(Height(5)).unwrap();
-        wal.append(&timeout(2)).unwrap();
-        wal.commit().unwrap();
         assert_eq!(store.log_syncs(), syncs, "inputs and resets wait");
-        wal.append(&timeout(3)).unwrap();
+        wal.append(&timeout(2)).unwrap();
         wal.append(&signed_prevote()).unwrap();
         wal.commit().unwrap();
         assert_eq!(store.log_syncs(), syncs + 1, "a signed message is synced");
+
+        // Deferred syncs change neither.
+        store.defer_syncs();
+        wal.append(&timeout(3)).unwrap();
+        wal.commit().unwrap();
+        assert_eq!(store.log_syncs(), syncs + 1, "an input still waits");
+        wal.append(&signed_prevote()).unwrap();
+        wal.commit().unwrap();
+        assert_eq!(store.log_syncs(), syncs + 2, "signed: synced at once");
+        store.sync_deferred().unwrap();
+        assert_eq!(store.log_syncs(), syncs + 3, "the deferral's own sync");
         wal.append(&timeout(4)).unwrap();
         wal.commit().unwrap();
-        store.sync_deferred().unwrap();
-        assert_eq!(store.log_syncs(), syncs + 2, "one sync ends the wait");
-        store.sync_deferred().unwrap();
-        assert_eq!(store.log_syncs(), syncs + 2, "nothing left to sync");
-        wal.append(&timeout(5)).unwrap();
-        wal.commit().unwrap();
-        assert_eq!(store.log_syncs(), syncs + 3, "synced again after it");
+        assert_eq!(store.log_syncs(), syncs + 3, "inputs wait after it too");
 
         drop(wal);
         drop(store);
@@ -252,11 +256,12 @@ mod tests {
             reopened.entries().unwrap(),
             vec![
                 WalEntry::StartHeight(Height(5)),
+                timeout(1),
                 timeout(2),
+                signed_prevote(),
                 timeout(3),
                 signed_prevote(),
-                timeout(4),
-                timeout(5)
+                timeout(4)
             ]
         );
     }
