@@ -21,10 +21,10 @@
 //! in order with what the node does next (the messages it signs, its
 //! committed blocks), so that a crash keeps a prefix of all of them: the
 //! node then restarts as if it had crashed earlier, having sent and
-//! committed nothing that depended on the lost part. A
-//! log that loses unsynced entries in a crash is therefore safe, and the
-//! signer's own durable record ([`crate::signer`]) guards against double
-//! signing even if the log is lost altogether.
+//! committed nothing that depended on the lost part. A log that loses
+//! unsynced entries in a crash is therefore safe, and the signer's own
+//! durable record ([`crate::signer`]) guards against double signing even
+//! if the log is lost altogether.
 //!
 //! # Replay
 //!

@@ -417,8 +417,7 @@ impl Driver {
                 // went nowhere, so only one sent a moment ago (most likely
                 // to this very peer, which the network saw first) holds
                 // this back.
-                let just_asked = self.sync_sent.is_some_and(|at| at.elapsed() < JUST_ASKED);
-                if before == 0 && n > 0 && !just_asked {
+                if before == 0 && n > 0 && !self.asked_within(JUST_ASKED) {
                     self.request_sync(None);
                 }
             }
@@ -468,7 +467,7 @@ impl Driver {
                 let peer_height = response.height;
                 raise(&self.shared.metrics.peer_height, peer_height);
                 let full = response.blocks.len() as u32 >= MAX_SYNC_BLOCKS;
-                // One sync of RocksDB's log for the run, not three a block
+                // One sync of RocksDB's log for the run, not one a block
                 // (`Store::defer_syncs` says what a crash can lose).
                 self.shared.store.defer_syncs();
                 let applied = self.apply_synced(from, response.blocks);
@@ -923,24 +922,29 @@ impl Driver {
         ));
     }
 
+    /// Whether a sync request went out less than `ago` ago.
+    fn asked_within(&self, ago: Duration) -> bool {
+        self.sync_sent.is_some_and(|at| at.elapsed() < ago)
+    }
+
+    /// The highest height a peer has shown (behind `cairn_sync_lag_blocks`).
+    fn peer_height(&self) -> u64 {
+        self.shared
+            .metrics
+            .peer_height
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Asks for blocks at once, not at the next tick, when a peer's message
     /// shows this node two or more heights behind and no request is out:
     /// a node that starts far behind begins to catch up as soon as the
     /// first message of its peers arrives.
     fn sync_if_far_behind(&mut self) {
-        if self
-            .sync_sent
-            .is_some_and(|at| at.elapsed() < SYNC_PATIENCE)
-        {
+        if self.asked_within(SYNC_PATIENCE) {
             return;
         }
         let committed = self.engine.status().height.0.saturating_sub(1);
-        let peer_height = self
-            .shared
-            .metrics
-            .peer_height
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if peer_height >= committed + 2 {
+        if self.peer_height() >= committed + 2 {
             self.request_sync(None);
         }
     }
@@ -949,18 +953,11 @@ impl Driver {
     /// a height two or more above this node's, or one above it at two
     /// ticks in a row, or no block was committed for a while.
     fn maybe_sync(&mut self) {
-        if self
-            .sync_sent
-            .is_some_and(|at| at.elapsed() < SYNC_PATIENCE)
-        {
+        if self.asked_within(SYNC_PATIENCE) {
             return;
         }
         let height = read(&self.shared.chain).height();
-        let peer_height = self
-            .shared
-            .metrics
-            .peer_height
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let peer_height = self.peer_height();
         let quiet = self.last_commit.elapsed() > self.idle_interval * 2 + SYNC_EVERY;
         let one_behind_before = self.one_behind_at.take();
         if peer_height == height + 1 {

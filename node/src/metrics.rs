@@ -155,7 +155,7 @@ impl Metrics {
             (
                 "cairn_log_syncs_total",
                 "counter",
-                "Syncs of the database's log to disk since the node started: one a block in consensus, one a run of blocks from block sync.",
+                "Syncs of the database's log to disk since the node started: one for each message this node signs and each block it commits in consensus, one for each run of blocks from block sync.",
                 log_syncs,
             ),
             (

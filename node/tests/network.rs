@@ -429,6 +429,18 @@ fn metric(net: &TestNet, i: usize, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
 
+/// Stops validator 2 of the three running (0, 1 and 2 of four): two of
+/// four cannot finalize, so the chain stays where it is. Its height once
+/// validators 0 and 1 agree on it for a second.
+fn stall(net: &mut TestNet) -> u64 {
+    net.stop(2);
+    wait_for("the chain to stop", T, || {
+        let h = net.height(0);
+        std::thread::sleep(Duration::from_secs(1));
+        (net.height(0) == h && net.height(1) == h).then_some(h)
+    })
+}
+
 /// A node far behind fetches its blocks in runs and syncs the database's
 /// log once a run, not for each block.
 #[test]
@@ -438,13 +450,7 @@ fn a_run_of_synced_blocks_syncs_the_log_once() {
         net.start(i);
     }
     net.wait_height(&[0, 1, 2], 40, Duration::from_secs(120));
-    // Two validators of four cannot finalize: the chain stays where it is.
-    net.stop(2);
-    let top = wait_for("the chain to stop", T, || {
-        let h = net.height(0);
-        std::thread::sleep(Duration::from_secs(1));
-        (net.height(0) == h && net.height(1) == h).then_some(h)
-    });
+    let top = stall(&mut net);
     net.start(4);
     net.wait_height(&[4], top, T);
     let synced = metric(&net, 4, "cairn_synced_blocks_total");
@@ -493,13 +499,7 @@ fn a_starting_node_asks_its_first_peer_where_the_chain_is() {
         net.start(i);
     }
     net.wait_height(&[0, 1, 2, 4], 20, T);
-    // Two validators of four cannot finalize: the chain stays where it is.
-    net.stop(2);
-    let top = wait_for("the chain to stop", T, || {
-        let h = net.height(0);
-        std::thread::sleep(Duration::from_secs(1));
-        (net.height(0) == h && net.height(1) == h).then_some(h)
-    });
+    let top = stall(&mut net);
     net.wait_height(&[4], top, T);
     for i in [0, 1, 4] {
         net.stop(i);

@@ -626,8 +626,9 @@ impl Store {
     /// than the messages this node signs never take a sync of their own:
     /// `Durable::Later`.)
     ///
-    /// What a crash can do in between: RocksDB's log is one file, written
-    /// in order and recovered up to its first incomplete record, so a crash
+    /// What a crash can do in between: RocksDB's log is written in order
+    /// (a synced write syncs every log file it has open) and recovered up
+    /// to its first incomplete record, so a crash
     /// keeps a prefix of these writes, never a block without the blocks
     /// and log entries before it. It can lose the newest blocks of the
     /// run, which the network holds and the node fetches again; it cannot
